@@ -1,0 +1,3 @@
+from moodsic_live.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Capture: images, videos and (later) cameras, as timestamped frames."""

