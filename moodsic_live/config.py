@@ -107,20 +107,15 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
         if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
             return value.lower() in ("true", "1", "yes")
         raise MoodsicError(f"config {key}: expected true or false, got {value!r}")
-    if annotation is int:
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise MoodsicError(f"config {key}: expected a whole number, got {value!r}")
+    if annotation in (int, float):
+        what = "a whole number" if annotation is int else "a number"
+        allowed = (int, str) if annotation is int else (int, float, str)
+        if isinstance(value, bool) or not isinstance(value, allowed):
+            raise MoodsicError(f"config {key}: expected {what}, got {value!r}")
         try:
-            return int(value)
+            return annotation(value)
         except ValueError:
-            raise MoodsicError(f"config {key}: expected a whole number, got {value!r}") from None
-    if annotation is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise MoodsicError(f"config {key}: expected a number, got {value!r}")
-        try:
-            return float(value)
-        except ValueError:
-            raise MoodsicError(f"config {key}: expected a number, got {value!r}") from None
+            raise MoodsicError(f"config {key}: expected {what}, got {value!r}") from None
     if annotation is str:
         if not isinstance(value, str):
             raise MoodsicError(f"config {key}: expected text, got {value!r}")

@@ -41,27 +41,31 @@ class Perceiver:
         return self.runtime.provider
 
     def perceive(self, frame: Frame) -> Perception:
-        timings = {}
-        t0 = time.perf_counter()
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+
+        def lap(stage: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            timings[stage] = (now - clock) * 1e3
+            clock = now
+
         readings = []
         if self.detector is not None and self.face is not None:
-            rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
-            faces = self.detector.detect(rgb)
-            t1 = time.perf_counter()
-            timings["detect"] = (t1 - t0) * 1e3
+            faces = self.detector.detect(cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB))
             primary = choose_primary(faces, *frame.size)
             if primary is not None:
                 faces.insert(0, faces.pop(primary))
+            lap("detect")
             readings = self.face.read(frame.image, faces)
-            t0, timings["face"] = time.perf_counter(), (time.perf_counter() - t1) * 1e3
-        scene, features = (None, {})
+            lap("face")
+        scene, features = None, {}
         if self.scene is not None:
-            t1 = time.perf_counter()
             scene, features = self.scene.read(frame, readings)
-            t0, timings["scene"] = time.perf_counter(), (time.perf_counter() - t1) * 1e3
+            lap("scene")
         face = readings[0] if readings else None
         fused = fuse([face.estimate if face else None, scene])
-        timings["fusion"] = (time.perf_counter() - t0) * 1e3
+        lap("fusion")
         return Perception(frame.t, frame.index, fused, face, tuple(readings), scene, features,
                           self.runtime.provider, timings)
 

@@ -28,11 +28,10 @@ ProviderChoice = Literal["auto", "cpu", "cuda"]
 class InferenceRuntime:
     """Creates every ONNX session of one process with one, checked, provider choice."""
 
-    def __init__(self, preference: ProviderChoice = "auto", threads: int = 0):
+    def __init__(self, preference: ProviderChoice = "auto"):
         if preference not in ("auto", "cpu", "cuda"):
             raise ProviderError(f"unknown provider {preference!r}: use auto, cpu or cuda")
         self.preference = preference
-        self.threads = threads
         self._providers: list[str] | None = None
         self.provider = "unknown"  # "CUDA" or "CPU" once the first session exists
         self.note = ""
@@ -43,9 +42,6 @@ class InferenceRuntime:
         opts.log_severity_level = 3
         # MediaPipe's graph threads share the cores: ORT workers must sleep, not spin, when idle.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if self.threads:
-            opts.intra_op_num_threads = self.threads
-            opts.inter_op_num_threads = 1
         return opts
 
     def session(self, model: Path | bytes, name: str | None = None) -> ort.InferenceSession:
