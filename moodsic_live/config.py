@@ -63,7 +63,8 @@ class PerceiveConfig:
     # Crop = the detector's box grown by this fraction in all (10 % per side), as the fer
     # library crops its FER2013 model's input.
     face_padding: float = 0.20
-    # Test-time augmentations of the primary face, run in one batched ONNX call.
+    # Test-time augmentations of the primary face (identity, mirror, shifts, zooms; 1..8),
+    # run in one batched ONNX call.
     tta_samples: int = 8
     face_model: Path | None = None
     scene_model: Path | None = None

@@ -115,8 +115,8 @@ def crop_transform(face: FaceBox, out_size: tuple[int, int], padding: float) -> 
 
 
 def augmentations(n: int, out_size: tuple[int, int], shift: float = 2.0, scale: float = 0.07) -> list[np.ndarray]:
-    """``n`` 3x3 maps in crop space for test-time augmentation: identity, mirror,
-    shifts of ``shift`` pixels and zooms of +-``scale``, in that order."""
+    """``n`` 3x3 maps in crop space for test-time augmentation: identity, mirror, two
+    diagonal shifts of ``shift`` pixels, zooms of -+``scale``, then the other diagonals."""
     h, w = out_size
     cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
 
@@ -127,8 +127,8 @@ def augmentations(n: int, out_size: tuple[int, int], shift: float = 2.0, scale: 
         return np.array([[1, 0, dx], [0, 1, dy], [0, 0, 1]], dtype=np.float64)
 
     mirror = np.array([[-1, 0, w - 1], [0, 1, 0], [0, 0, 1]], dtype=np.float64)
-    variants = [np.eye(3), mirror, move(shift, 0), move(-shift, 0), move(0, shift), move(0, -shift),
-                zoom(1.0 - scale), zoom(1.0 + scale)]
+    variants = [np.eye(3), mirror, move(shift, shift), move(-shift, -shift), zoom(1.0 - scale), zoom(1.0 + scale),
+                move(shift, -shift), move(-shift, shift)]
     if not 1 <= n <= len(variants):
         raise ValueError(f"test-time augmentation takes 1..{len(variants)} samples, not {n}")
     return variants[:n]

@@ -1,6 +1,7 @@
 """The face expert: expression of every face in view, with test-time augmentation.
 
-The primary face is read ``tta`` times (identity, mirror, small shifts and zooms) and
+The primary face is read ``tta`` times (identity, mirror, small shifts and zooms; 6 by
+default) and
 every other face twice (identity, mirror), all in ONE batched ONNX call. Per face:
 
 - class probabilities (averaged over the augmentations) and/or the model's own V/A;
@@ -119,16 +120,16 @@ class FaceExpert:
         if not faces:
             return []
         colour = self.spec.colour
-        image = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY) if colour == "gray" else frame_bgr
         crops, spans = [], []
         for i, face in enumerate(faces):
             n = len(self.augs) if i == 0 else min(OTHER_FACE_SAMPLES, len(self.augs))
             start = len(crops)
-            crops.extend(self._crops(image, face, n))
+            crops.extend(self._crops(frame_bgr, face, n))
             spans.append((start, len(crops)))
-        batch = np.stack(crops)
+        batch = np.stack(crops)  # [N, h, w, 3] BGR: only the small crops change colour space
         if colour == "gray":
-            batch = batch[..., None]
+            batch = cv2.cvtColor(batch.reshape(-1, batch.shape[2], 3), cv2.COLOR_BGR2GRAY).reshape(
+                *batch.shape[:3], 1)
         elif colour == "rgb":
             batch = batch[..., ::-1]
         x = to_model_input(batch, self.spec)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -35,6 +36,10 @@ class Perceiver:
             self.detector = FaceDetector(config.detector_range, config.min_face_confidence, config.max_faces)
         if config.scene_enabled:
             self.scene = SceneExpert(self.runtime, config.scene_model or models_dir / SCENE_MODEL)
+        # Live/video frames: the scene expert runs beside detection + face expert (2 cores),
+        # reading the previous frame's faces for the group mood (one frame of lag).
+        self._scene_pool = ThreadPoolExecutor(1, thread_name_prefix="perceive-scene") if self.scene else None
+        self._last_readings: list = []
 
     @property
     def provider(self) -> str:
@@ -51,6 +56,8 @@ class Perceiver:
             clock = now
 
         readings = []
+        parallel = self.scene is not None and not frame.still and self.face is not None
+        pending = self._scene_pool.submit(self._timed_scene, frame, self._last_readings) if parallel else None
         if self.detector is not None and self.face is not None:
             faces = self.detector.detect(cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB))
             primary = choose_primary(faces, *frame.size)
@@ -60,15 +67,26 @@ class Perceiver:
             readings = self.face.read(frame.image, faces)
             lap("face")
         scene, features = None, {}
-        if self.scene is not None:
+        if pending is not None:
+            scene, features, timings["scene"] = pending.result()
+            lap("scene_wait")  # what is left of the scene expert once detect + face are done
+        elif self.scene is not None:
             scene, features = self.scene.read(frame, readings)
             lap("scene")
+        self._last_readings = readings
         face = readings[0] if readings else None
         fused = fuse([face.estimate if face else None, scene])
         lap("fusion")
         return Perception(frame.t, frame.index, fused, face, tuple(readings), scene, features,
                           self.runtime.provider, timings)
 
+    def _timed_scene(self, frame: Frame, readings: list) -> tuple:
+        t0 = time.perf_counter()
+        scene, features = self.scene.read(frame, readings)
+        return scene, features, (time.perf_counter() - t0) * 1e3
+
     def close(self) -> None:
+        if self._scene_pool is not None:
+            self._scene_pool.shutdown(wait=True)
         if self.detector is not None:
             self.detector.close()
