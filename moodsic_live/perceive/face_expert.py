@@ -86,11 +86,11 @@ class ModelOutputs:
         return VA(float(np.clip(mean[0], -1, 1)), float(np.clip(mean[1], -1, 1)), float(var[0]), float(var[1])), p_mean
 
 
-def load_expert(runtime: InferenceRuntime, path: Path, expert: str) -> tuple[Manifest, object]:
+def load_expert(runtime: InferenceRuntime, path: Path, expert: str, threads: int = 0) -> tuple[Manifest, object]:
     manifest = load_manifest(path)
     if manifest.expert != expert:
         raise ModelError(f"model {path.name} is a {manifest.expert} expert, but was given as the {expert} model")
-    session = runtime.session(path)
+    session = runtime.session(path, threads=threads)
     check_session(session, manifest, path)
     return manifest, session
 

@@ -33,29 +33,34 @@ class InferenceRuntime:
             raise ProviderError(f"unknown provider {preference!r}: use auto, cpu or cuda")
         self.preference = preference
         self._providers: list[str] | None = None
+        self._threads = 0
         self.provider = "unknown"  # "CUDA" or "CPU" once the first session exists
         self.note = ""
 
-    def _options(self) -> ort.SessionOptions:
+    def _options(self, threads: int = 0) -> ort.SessionOptions:
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
         # MediaPipe's graph threads share the cores: ORT workers must sleep, not spin, when idle.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if threads:
+            opts.intra_op_num_threads = threads
         return opts
 
-    def session(self, model: Path | bytes, name: str | None = None) -> ort.InferenceSession:
+    def session(self, model: Path | bytes, name: str | None = None, threads: int = 0) -> ort.InferenceSession:
+        """A session for ``model``; ``threads`` > 0 caps its CPU threads (0: ONNX Runtime's choice)."""
         label = name or (model.name if isinstance(model, Path) else "model")
         if isinstance(model, Path) and not model.is_file():
             raise ModelError(f"model {model} is missing; build it with `moodsic-live models build`")
         source = str(model) if isinstance(model, Path) else model
+        self._threads = threads
         if self._providers is None:
             return self._first_session(source, label)
         return self._create(source, label, self._providers)
 
     def _create(self, source, label: str, providers: list[str]) -> ort.InferenceSession:
         try:
-            return ort.InferenceSession(source, sess_options=self._options(), providers=providers)
+            return ort.InferenceSession(source, sess_options=self._options(self._threads), providers=providers)
         except Exception as exc:  # onnxruntime raises its own pybind exception types
             reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else exc.__class__.__name__
             raise ModelError(f"model {label} cannot be loaded: not a valid ONNX model ({reason}); "

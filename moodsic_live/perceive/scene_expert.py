@@ -15,6 +15,7 @@ import numpy as np
 
 from moodsic_live.frames import Frame
 from moodsic_live.models.scene_graph import FEATURES
+from moodsic_live.perceive.contract import load_manifest
 from moodsic_live.perceive.estimate import VA, FaceReading
 from moodsic_live.perceive.face_expert import ModelOutputs, load_expert
 from moodsic_live.perceive.fusion import calibrate
@@ -24,9 +25,12 @@ from moodsic_live.perceive.runtime import InferenceRuntime
 
 class SceneExpert:
     def __init__(self, runtime: InferenceRuntime, model_path: Path):
-        self.manifest, self.session = load_expert(runtime, model_path, "scene")
+        manifest = load_manifest(model_path)
+        # the statistics graph is tiny and runs beside the face expert: one thread is enough
+        statistics = manifest.input.kind == "scene_statistics"
+        self.manifest, self.session = load_expert(runtime, model_path, "scene", threads=1 if statistics else 0)
         self.spec = self.manifest.input
-        self.statistics = self.spec.kind == "scene_statistics"
+        self.statistics = statistics
         self.outputs = ModelOutputs(self.manifest, self.session)
         self.mc = max(1, self.manifest.mc_dropout_samples)
         self._previous: np.ndarray | None = None
