@@ -17,7 +17,7 @@ from moodsic_live.frames import Frame
 from moodsic_live.models.scene_graph import FEATURES
 from moodsic_live.perceive.contract import load_manifest
 from moodsic_live.perceive.estimate import VA, FaceReading
-from moodsic_live.perceive.face_expert import ModelOutputs, load_expert
+from moodsic_live.perceive.expert import ModelOutputs, load_expert
 from moodsic_live.perceive.fusion import calibrate
 from moodsic_live.perceive.preprocess import to_model_input
 from moodsic_live.perceive.runtime import InferenceRuntime
