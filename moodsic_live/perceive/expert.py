@@ -70,10 +70,15 @@ class ModelOutputs:
         return VA(float(np.clip(mean[0], -1, 1)), float(np.clip(mean[1], -1, 1)), float(var[0]), float(var[1])), p_mean
 
 
-def load_expert(runtime: InferenceRuntime, path: Path, expert: str, threads: int = 0) -> tuple[Manifest, object]:
-    manifest = load_manifest(path)
+def open_expert(runtime: InferenceRuntime, path: Path, manifest: Manifest, expert: str, threads: int = 0):
+    """The checked ONNX session of the ``expert`` model at ``path`` described by ``manifest``."""
     if manifest.expert != expert:
         raise ModelError(f"model {path.name} is a {manifest.expert} expert, but was given as the {expert} model")
     session = runtime.session(path, threads=threads)
     check_session(session, manifest, path)
-    return manifest, session
+    return session
+
+
+def load_expert(runtime: InferenceRuntime, path: Path, expert: str) -> tuple[Manifest, object]:
+    manifest = load_manifest(path)
+    return manifest, open_expert(runtime, path, manifest, expert)

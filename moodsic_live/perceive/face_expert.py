@@ -1,8 +1,8 @@
 """The face expert: expression of every face in view, with test-time augmentation.
 
-The primary face is read ``tta`` times (identity, mirror, small shifts and zooms; 6 by
-default) and
-every other face twice (identity, mirror), all in ONE batched ONNX call. Per face:
+The primary face is read ``tta`` times (identity, mirror, small shifts and zooms; 8 by
+default) and every other face twice (identity, mirror), all in ONE batched ONNX call.
+Per face:
 
 - class probabilities (averaged over the augmentations) and/or the model's own V/A;
 - V/A: the mean over augmentations (and MC-dropout samples, if the model has them);

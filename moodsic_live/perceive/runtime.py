@@ -33,7 +33,6 @@ class InferenceRuntime:
             raise ProviderError(f"unknown provider {preference!r}: use auto, cpu or cuda")
         self.preference = preference
         self._providers: list[str] | None = None
-        self._threads = 0
         self.provider = "unknown"  # "CUDA" or "CPU" once the first session exists
         self.note = ""
 
@@ -53,43 +52,42 @@ class InferenceRuntime:
         if isinstance(model, Path) and not model.is_file():
             raise ModelError(f"model {model} is missing; build it with `moodsic-live models build`")
         source = str(model) if isinstance(model, Path) else model
-        self._threads = threads
         if self._providers is None:
-            return self._first_session(source, label)
-        return self._create(source, label, self._providers)
+            return self._first_session(source, label, threads)
+        return self._create(source, label, self._providers, threads)
 
-    def _create(self, source, label: str, providers: list[str]) -> ort.InferenceSession:
+    def _create(self, source, label: str, providers: list[str], threads: int = 0) -> ort.InferenceSession:
         try:
-            return ort.InferenceSession(source, sess_options=self._options(self._threads), providers=providers)
+            return ort.InferenceSession(source, sess_options=self._options(threads), providers=providers)
         except Exception as exc:  # onnxruntime raises its own pybind exception types
             reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else exc.__class__.__name__
             raise ModelError(f"model {label} cannot be loaded: not a valid ONNX model ({reason}); "
                              "rebuild it with `moodsic-live models build` or replace the file") from None
 
-    def _first_session(self, source, label: str) -> ort.InferenceSession:
+    def _first_session(self, source, label: str, threads: int) -> ort.InferenceSession:
         available = ort.get_available_providers()
         if self.preference == "cpu":
             self._settle([_CPU], "CPU", "CPU (chosen in the configuration)")
-            return self._create(source, label, [_CPU])
+            return self._create(source, label, [_CPU], threads)
         if _CUDA not in available:
-            return self._no_cuda(source, label, "this onnxruntime build has no CUDA provider")
+            return self._no_cuda(source, label, threads, "this onnxruntime build has no CUDA provider")
         ort.set_default_logger_severity(4)  # mute the CUDA probe's error lines
         try:
-            session = self._create(source, label, [_CUDA, _CPU])
+            session = self._create(source, label, [_CUDA, _CPU], threads)
         finally:
             ort.set_default_logger_severity(3)
         if session.get_providers()[0] == _CUDA:
             self._settle([_CUDA, _CPU], "CUDA", "CUDA (NVIDIA GPU)")
             return session
-        return self._no_cuda(source, label, "no usable NVIDIA GPU, driver or CUDA 12/cuDNN 9 libraries",
+        return self._no_cuda(source, label, threads, "no usable NVIDIA GPU, driver or CUDA 12/cuDNN 9 libraries",
                              session=session)
 
-    def _no_cuda(self, source, label: str, reason: str, session=None) -> ort.InferenceSession:
+    def _no_cuda(self, source, label: str, threads: int, reason: str, session=None) -> ort.InferenceSession:
         if self.preference == "cuda":
             raise ProviderError(f"CUDA was requested but is not available ({reason}); install the NVIDIA "
                                 "driver with CUDA 12 and cuDNN 9, or use --provider auto")
         self._settle([_CPU], "CPU", f"CPU ({reason})")
-        return session if session is not None else self._create(source, label, [_CPU])
+        return session if session is not None else self._create(source, label, [_CPU], threads)
 
     def _settle(self, providers: list[str], provider: str, note: str) -> None:
         self._providers = providers

@@ -17,7 +17,7 @@ from moodsic_live.frames import Frame
 from moodsic_live.models.scene_graph import FEATURES
 from moodsic_live.perceive.contract import load_manifest
 from moodsic_live.perceive.estimate import VA, FaceReading
-from moodsic_live.perceive.expert import ModelOutputs, load_expert
+from moodsic_live.perceive.expert import ModelOutputs, open_expert
 from moodsic_live.perceive.fusion import calibrate
 from moodsic_live.perceive.preprocess import to_model_input
 from moodsic_live.perceive.runtime import InferenceRuntime
@@ -25,12 +25,11 @@ from moodsic_live.perceive.runtime import InferenceRuntime
 
 class SceneExpert:
     def __init__(self, runtime: InferenceRuntime, model_path: Path):
-        manifest = load_manifest(model_path)
-        # the statistics graph is tiny and runs beside the face expert: one thread is enough
-        statistics = manifest.input.kind == "scene_statistics"
-        self.manifest, self.session = load_expert(runtime, model_path, "scene", threads=1 if statistics else 0)
+        self.manifest = load_manifest(model_path)
         self.spec = self.manifest.input
-        self.statistics = statistics
+        self.statistics = self.spec.kind == "scene_statistics"
+        # the statistics graph is tiny and runs beside the face expert: one thread is enough
+        self.session = open_expert(runtime, model_path, self.manifest, "scene", threads=1 if self.statistics else 0)
         self.outputs = ModelOutputs(self.manifest, self.session)
         self.mc = max(1, self.manifest.mc_dropout_samples)
         self._previous: np.ndarray | None = None
