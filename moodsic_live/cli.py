@@ -231,14 +231,31 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 1 if any("error" in r for r in records) else 0
 
 
+COMMANDS = ("gui", "demo", "perceive", "models")
+_VALUE_OPTIONS = ("--config", "--models-dir", "--cache-dir")
+
+
+def _with_default_command(argv: list[str]) -> list[str]:
+    """Arguments without a command belong to the default one, ``gui``."""
+    if any(a in ("-h", "--help", "--version") for a in argv):
+        return argv
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in _VALUE_OPTIONS:
+            skip = True
+        elif not a.startswith("-"):
+            return argv if a in COMMANDS else ["gui", *argv]
+    return ["gui", *argv]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_with_default_command(list(sys.argv[1:] if argv is None else argv)))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="moodsic-live: %(message)s")
-    command = args.command or "gui"
-    if args.command is None:
-        args = parser.parse_args(["gui", *(argv if argv is not None else sys.argv[1:])])
+    command = args.command
     try:
         if command == "perceive":
             return cmd_perceive(args)

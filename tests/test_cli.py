@@ -221,3 +221,16 @@ def test_default_run_is_the_headless_demo_and_says_so(models_dir):
     assert r.returncode == 0, r.stderr
     assert "headless demo" in r.stderr
     assert "demo:astronaut" in r.stdout and "valence" in r.stdout
+
+
+def test_main_py_and_python_m_run_the_default_app(models_dir):
+    import subprocess
+    import sys
+
+    for cmd in ([sys.executable, str(ROOT / "main.py"), "--duration", "1"],
+                [sys.executable, "-m", "moodsic_live", "--duration", "1"]):
+        r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
+        assert r.returncode == 0, r.stderr
+        _no_traceback(r)
+        assert "headless demo" in r.stderr and "inference runs on" in r.stderr
+        assert "demo:astronaut" in r.stdout
