@@ -3,6 +3,7 @@
     moodsic-live                      the app's default (headless demo until the window lands)
     moodsic-live perceive PATH...     valence/arousal of images and videos [--json]
     moodsic-live models build|info    build the ONNX experts / list them
+    moodsic-live library build|info|calibrate, audio-va, match    the music side (see cli_music)
 """
 
 from __future__ import annotations
@@ -78,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--provider", choices=["auto", "cpu", "cuda"])
     i.add_argument("--face-model", type=Path)
     i.add_argument("--scene-model", type=Path)
+
+    from moodsic_live.cli_music import add_music_commands
+
+    add_music_commands(sub, _common)
     return parser
 
 
@@ -231,7 +236,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 1 if any("error" in r for r in records) else 0
 
 
-COMMANDS = ("gui", "demo", "perceive", "models")
+COMMANDS = ("gui", "demo", "perceive", "models", "library", "audio-va", "match")
 _VALUE_OPTIONS = ("--config", "--models-dir", "--cache-dir")
 
 
@@ -261,9 +266,20 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_perceive(args)
         if command == "models":
             return cmd_models(args)
+        if command in ("library", "audio-va", "match"):
+            from moodsic_live import cli_music
+
+            handler = {"library": cli_music.cmd_library, "audio-va": cli_music.cmd_audio_va,
+                       "match": cli_music.cmd_match}[command]
+            return handler(args, _config(args), _say)
         return cmd_demo(args)
     except MoodsicError as exc:
         _say(f"error: {exc}")
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): stop quietly, as Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0

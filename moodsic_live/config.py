@@ -72,9 +72,45 @@ class PerceiveConfig:
 
 
 @dataclass
+class LibraryConfig:
+    # Where built libraries live (one ``<name>.sqlite`` index each).
+    dir: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir(APP)) / "libraries")
+    # The library the app plays from; "" = the most recently built one, else the demo library.
+    name: str = ""
+    segment_seconds: float = 10.0
+    segment_hop_seconds: float = 5.0      # 50 % overlap
+    # Audio -> V/A model saved by `library calibrate` ("" = the built-in default model).
+    audio_model: Path | None = None
+    workers: int = 0                      # analysis processes; 0 = one per core
+
+
+@dataclass
+class MatchConfig:
+    k: int = 20                           # nearest candidates considered
+    recent_songs: int = 5                 # prefer songs not among the last N played
+    recent_penalty: float = 0.25          # added distance for a recently played song
+    dwell_seconds: float = 25.0           # minimum time on a choice (20..30)
+    switch_margin: float = 0.12           # a candidate must be this much closer to switch
+    ending_seconds: float = 6.0           # switch when less than this is left of the song
+    cluster_prior: float = 0.05           # added distance outside the target's mood cluster
+    tail_penalty: float = 0.3             # added distance for a segment with < dwell left of its song
+    alignment: Literal["quantile", "linear", "none"] = "quantile"
+    mode: Literal["mirror", "regulate", "target"] = "mirror"
+    # regulate: the goal the target moves toward, in steps of regulate_step every dwell.
+    regulate_goal: Literal["calm", "energise", "uplift"] = "calm"
+    regulate_step: float = 0.15
+    # target: the venue's chosen atmosphere and how far the room may nudge it (0..1).
+    target_valence: float = 0.4
+    target_arousal: float = 0.0
+    target_nudge: float = 0.25
+
+
+@dataclass
 class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     perceive: PerceiveConfig = field(default_factory=PerceiveConfig)
+    library: LibraryConfig = field(default_factory=LibraryConfig)
+    match: MatchConfig = field(default_factory=MatchConfig)
 
 
 def _coerce(value: Any, annotation: Any, key: str) -> Any:

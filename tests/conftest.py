@@ -73,3 +73,32 @@ def run_cli(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess
 def write_image(path: Path, image: np.ndarray) -> Path:
     assert cv2.imwrite(str(path), image)
     return path
+
+
+DEAM_SAMPLE = SHARED / "deam_sample"
+
+
+@pytest.fixture(scope="session")
+def deam_sample() -> Path:
+    if not (DEAM_SAMPLE / "MEMD_audio").is_dir():
+        pytest.skip(f"DEAM sample not found at {DEAM_SAMPLE} (../shared is absent)")
+    return DEAM_SAMPLE
+
+
+@pytest.fixture()
+def lib_config(tmp_path):
+    """A Config whose libraries and caches live in this test's own folder."""
+    from moodsic_live.config import Config
+
+    c = Config()
+    c.library.dir = tmp_path / "libraries"
+    c.paths.cache_dir = tmp_path / "cache"
+    c.library.workers = 2
+    return c
+
+
+def write_config(path: Path, config) -> Path:
+    """A TOML file pointing the CLI at ``config``'s library and cache folders."""
+    path.write_text(f'[library]\ndir = "{config.library.dir}"\n[paths]\ncache_dir = "{config.paths.cache_dir}"\n'
+                    f'models_dir = "{config.paths.models_dir}"\n', encoding="utf-8")
+    return path

@@ -1,0 +1,174 @@
+"""Library benchmarks on synthetic segments, CPU; writes the Library section of docs/performance.md.
+
+    python bench/library.py [--sizes 10000,100000,1000000] [--rounds 3] [--write]
+
+Index: segment V/A drawn from a normal distribution with std 0.3 clipped to [-1, 1] (about
+DEAM's spread). Times the SegmentIndex build (median of rounds), 1,000 k=20 queries one at a
+time (queries are uniform estimates in [-1, 1]² mapped into the library by the quantile
+Aligner, as the matcher sends them), the Aligner and MoodClusters fits, and Matcher.update.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from moodsic_live.config import MatchConfig  # noqa: E402
+from moodsic_live.library.model import SegmentTable  # noqa: E402
+from moodsic_live.match.alignment import Aligner  # noqa: E402
+from moodsic_live.match.index import SegmentIndex  # noqa: E402
+from moodsic_live.match.matcher import Matcher  # noqa: E402
+from moodsic_live.match.moods import MoodClusters  # noqa: E402
+from moodsic_live.perceive.estimate import VA  # noqa: E402
+
+DOC = ROOT / "docs" / "performance.md"
+SECTION = "## Library"
+DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
+INDEX_TARGET = ("Targets on this 2-core CPU: 1M segments index build <= 5 s, k=20 query p95 <= 1 ms "
+                "(one query per matcher update, a few per second).")
+
+
+# -- machine ----------------------------------------------------------------------------------
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine_line() -> str:
+    return (f"Machine: {cpu_name()}, {os.cpu_count()} cores; Python {platform.python_version()}; "
+            f"date {dt.date.today().isoformat()}.")
+
+
+# -- index --------------------------------------------------------------------------------------
+
+def synthetic_segments(n: int, seed: int = 0, std: float = 0.3) -> tuple[SegmentTable, np.ndarray]:
+    """``n`` segments of 10 s every 5 s, 20 per track (a 105 s song), V/A ~ clipped N(0, std)."""
+    rng = np.random.default_rng(seed)
+    va = np.clip(rng.normal(0.0, std, (n, 2)), -1.0, 1.0).astype(np.float32)
+    per_track = 20
+    track = (np.arange(n) // per_track).astype(np.int32)
+    start = ((np.arange(n) % per_track) * 5.0).astype(np.float32)
+    zeros = np.zeros(n, np.float32)
+    table = SegmentTable(track=track, start=start, end=start + 10.0, valence=va[:, 0].copy(),
+                         arousal=va[:, 1].copy(), valence_std=zeros, arousal_std=zeros.copy())
+    durations = np.full(int(track[-1]) + 1 if n else 0, per_track * 5.0 + 5.0)
+    return table, durations
+
+
+def _timed(fn, rounds: int) -> tuple[float, Any]:
+    """Median wall time (s) over ``rounds`` calls and the last result."""
+    times, out = [], None
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)), out
+
+
+def bench_index(sizes: tuple[int, ...] = DEFAULT_SIZES, queries: int = 1000, k: int = 20,
+                rounds: int = 3, seed: int = 0) -> list[dict[str, Any]]:
+    """One row per library size: build/fit times (s) and per-query latencies (ms)."""
+    rows = []
+    rng = np.random.default_rng(seed + 1)
+    estimates = rng.uniform(-1.0, 1.0, (queries, 2))
+    for n in sizes:
+        table, durations = synthetic_segments(n, seed)
+        va = table.va
+        build_s, index = _timed(lambda: SegmentIndex(table), rounds)
+        align_s, aligner = _timed(lambda: Aligner.fit(va, "quantile"), rounds)
+        clusters_s, clusters = _timed(lambda: MoodClusters.fit(va, aligner), rounds)
+        points = aligner.apply(estimates)
+        index.query(points[0], k)  # warm-up
+        q_ms = np.empty(queries)
+        for i, p in enumerate(points):
+            t0 = time.perf_counter()
+            index.query(p, k)
+            q_ms[i] = (time.perf_counter() - t0) * 1e3
+        matcher = Matcher(table, durations, MatchConfig(), aligner, clusters, index)
+        u_ms = np.empty(queries)
+        for i, (v, a) in enumerate(estimates):
+            e = VA(float(v), float(a), 0.01, 0.01)
+            t0 = time.perf_counter()
+            matcher.update(2.0 * i, e)
+            u_ms[i] = (time.perf_counter() - t0) * 1e3
+        row = {"n": n, "build_s": build_s, "query_p50_ms": float(np.percentile(q_ms, 50)),
+               "query_p95_ms": float(np.percentile(q_ms, 95)), "aligner_s": align_s,
+               "clusters_s": clusters_s, "clusters": len(clusters),
+               "update_p50_ms": float(np.percentile(u_ms, 50)), "update_p95_ms": float(np.percentile(u_ms, 95))}
+        rows.append(row)
+        print(f"{n:>9,} segments: build {build_s:.3f} s, query k={k} p50 {row['query_p50_ms']:.3f} ms "
+              f"p95 {row['query_p95_ms']:.3f} ms, aligner {align_s:.3f} s, clusters {clusters_s:.2f} s "
+              f"({len(clusters)}), update p95 {row['update_p95_ms']:.3f} ms", flush=True)
+    return rows
+
+
+def index_table(rows: list[dict[str, Any]], k: int = 20) -> str:
+    out = [f"| segments | index build s | query k={k} p50 ms | query p95 ms | aligner fit s "
+           "| clusters fit s (found) | matcher update p50 ms | update p95 ms |",
+           "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        out.append(f"| {r['n']:,} | {r['build_s']:.3f} | {r['query_p50_ms']:.3f} | {r['query_p95_ms']:.3f} "
+                   f"| {r['aligner_s']:.3f} | {r['clusters_s']:.2f} ({r['clusters']}) "
+                   f"| {r['update_p50_ms']:.3f} | {r['update_p95_ms']:.3f} |")
+    return "\n".join(out)
+
+
+# -- the document ----------------------------------------------------------------------------
+
+def write_section(body: str, doc: Path = DOC) -> None:
+    """Replace (or append) the ``## Library`` section of ``doc`` with ``body``."""
+    text = doc.read_text() if doc.exists() else "# Performance\n\n"
+    pattern = re.compile(r"^## Library\b.*?(?=\n## |\Z)", re.S | re.M)
+    body = body.rstrip("\n") + "\n"
+    text = pattern.sub(lambda _: body, text, count=1) if pattern.search(text) else text.rstrip() + "\n\n" + body
+    doc.write_text(text)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default=",".join(str(s) for s in DEFAULT_SIZES),
+                    help="comma-separated library sizes in segments for the index benchmark")
+    ap.add_argument("--rounds", type=int, default=3, help="repeat builds and fits; report medians")
+    ap.add_argument("--write", action="store_true", help="update the Library section of docs/performance.md")
+    args = ap.parse_args()
+    sizes = tuple(int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip())
+
+    # Each part is (title, explanation, markdown table); bench_analysis() adds its own part here.
+    parts: list[tuple[str, str, str]] = []
+    rows = bench_index(sizes, rounds=args.rounds)
+    parts.append(("Segment index and matcher (synthetic segments, V/A ~ N(0, 0.3) clipped)",
+                  f"{INDEX_TARGET} Build and fits: median of {args.rounds} rounds; queries and updates: "
+                  "1,000 one at a time.", index_table(rows)))
+
+    command = f"`python bench/library.py --sizes {args.sizes} --rounds {args.rounds} --write`"
+    body = [SECTION, "", machine_line(), f"Command: {command}.", ""]
+    for title, note, table in parts:
+        body += [f"**{title}**", "", note, "", table, ""]
+    text = "\n".join(body)
+    print(text)
+    if args.write:
+        write_section(text)
+        print(f"wrote {DOC}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,279 @@
+"""Build (or refresh) a named library from a source: a DEAM root, a music folder, or ``demo``.
+
+Rebuilding is incremental: a file whose size and mtime are unchanged — or, if they changed,
+whose content hash is unchanged — keeps its series from the previous index; only new or
+changed files are analysed (and their features are cached as they finish, so an interrupted
+build resumes). The new index replaces the old one atomically, and only when it has tracks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from moodsic_live.config import Config
+from moodsic_live.errors import InputError
+from moodsic_live.library import deam as deam_mod
+from moodsic_live.library.analysis import Analysed, analyse_files, sha1_file
+from moodsic_live.library.audio_va import AudioVAModel, load_audio_model
+from moodsic_live.library.folder import read_tags, scan_folder
+from moodsic_live.library.model import SERIES_HZ, SegmentTable, Track, VASeries, segment_series
+from moodsic_live.library.store import Library, library_path, read_library, write_library
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class BuildReport:
+    name: str
+    kind: str
+    tracks: int = 0
+    segments: int = 0
+    human: int = 0
+    analysed: int = 0
+    reused: int = 0
+    failed: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    annotation_only: int = 0
+    audio_only: int = 0
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def lines(self) -> list[str]:
+        out = [f"library {self.name!r} ({self.kind}): {self.tracks} tracks, {self.segments} segments "
+               f"in {self.seconds:.1f} s"]
+        if self.human:
+            out.append(f"  {self.human} tracks with human V/A annotations")
+        out.append(f"  {self.analysed} analysed from audio, {self.reused} unchanged since the last build")
+        if self.annotation_only:
+            out.append(f"  {self.annotation_only} annotated songs have no audio here: skipped")
+        if self.audio_only:
+            out.append(f"  {self.audio_only} songs have audio but no dynamic annotation: V/A from our analysis")
+        if self.ignored:
+            shown = ", ".join(self.ignored[:3]) + (" ..." if len(self.ignored) > 3 else "")
+            out.append(f"  {len(self.ignored)} non-audio files ignored ({shown})")
+        for f in self.failed:
+            out.append(f"  skipped: {f}")
+        out.extend(f"  note: {n}" for n in self.notes)
+        return out
+
+
+def calibrated_model_path(config: Config) -> Path:
+    """Where `library calibrate` saves its model: ``library.audio_model``, else beside the
+    libraries (``<data dir>/audio_va.json``)."""
+    return Path(config.library.audio_model or Path(config.library.dir).parent / "audio_va.json")
+
+
+def audio_model_for(config: Config) -> AudioVAModel:
+    """The calibrated model when one was saved (or named in the config), else the built-in one."""
+    path = calibrated_model_path(config)
+    if config.library.audio_model is not None or path.is_file():
+        return load_audio_model(path)
+    return AudioVAModel.builtin()
+
+
+def source_kind(source: str | Path) -> str:
+    if str(source) == "demo":
+        return "demo"
+    path = Path(source)
+    if path.is_dir() and deam_mod.looks_like_deam(path):
+        return "deam"
+    return "folder"
+
+
+def default_name(source: str | Path) -> str:
+    kind = source_kind(source)
+    return kind if kind in ("demo", "deam") else "music"
+
+
+def audio_series(features, model: AudioVAModel) -> VASeries:
+    v, a = model.predict(features.values)
+    return VASeries(features.t, v, a, "audio")
+
+
+def clip_series(series: VASeries, duration: float) -> VASeries:
+    """Drop steps that start after the audio ends (annotations can outlast the file)."""
+    keep = series.t + 0.5 / SERIES_HZ <= duration + 1e-3
+    if keep.all():
+        return series
+    return VASeries(series.t[keep], series.valence[keep], series.arousal[keep], series.source)
+
+
+class _Previous:
+    """The last index of this library, for reuse of unchanged files."""
+
+    def __init__(self, path: Path, fingerprint: str):
+        self.by_path: dict[str, Track] = {}
+        self.by_sha1: dict[str, Track] = {}
+        try:
+            old = read_library(path)
+        except InputError:
+            return
+        if old.meta.get("audio_model") != fingerprint:
+            return  # another V/A model: audio series must be recomputed (features are cached)
+        for t in old.tracks:
+            if t.series.source == "audio":
+                self.by_path[str(t.path)] = t
+                if t.sha1:
+                    self.by_sha1[t.sha1] = t
+
+    def reuse(self, path: Path, size: int, mtime_ns: int) -> tuple[Track | None, str]:
+        """(previous track, sha1) — the track when the file is unchanged."""
+        t = self.by_path.get(str(path))
+        if t is not None and t.size == size and t.mtime_ns == mtime_ns:
+            return t, t.sha1
+        sha1 = sha1_file(path)
+        return self.by_sha1.get(sha1), sha1
+
+
+def _analyse_paths(paths: list[Path], root: Path, source: str, model: AudioVAModel, previous: _Previous,
+                   config: Config, report: BuildReport, progress: bool,
+                   info: Callable[[Path], deam_mod.SongInfo], track_id: Callable[[Path], str]) -> list[Track]:
+    tracks: dict[Path, Track] = {}
+    jobs = []
+    identity = {}
+    for p in paths:
+        st = p.stat()
+        old, sha1 = previous.reuse(p, st.st_size, st.st_mtime_ns)
+        identity[p] = (st.st_size, st.st_mtime_ns, sha1)
+        if old is not None:
+            tracks[p] = Track(id=track_id(p), title=old.title, artist=old.artist, genre=old.genre, path=p,
+                              duration=old.duration, sample_rate=old.sample_rate, source=source,
+                              series=old.series, size=st.st_size, mtime_ns=st.st_mtime_ns, sha1=sha1)
+            report.reused += 1
+        else:
+            jobs.append((p, sha1))
+    results: list[Analysed] = analyse_files(jobs, config.paths.cache_dir / "analysis", config.library.workers,
+                                            progress=progress)
+    for r in results:
+        if r.features is None:
+            report.failed.append(r.error)
+            continue
+        size, mtime_ns, sha1 = identity[r.path]
+        tags = info(r.path)
+        tracks[r.path] = Track(id=track_id(r.path), title=tags.title, artist=tags.artist, genre=tags.genre,
+                               path=r.path, duration=r.features.duration, sample_rate=r.features.sample_rate,
+                               source=source, series=audio_series(r.features, model), size=size,
+                               mtime_ns=mtime_ns, sha1=sha1)
+        report.analysed += 1
+    return [tracks[p] for p in paths if p in tracks]
+
+
+def _deam_tracks(root: Path, model: AudioVAModel, previous: _Previous, config: Config, report: BuildReport,
+                 progress: bool) -> list[Track]:
+    import soundfile as sf
+
+    rel = deam_mod.find_deam(root)
+    report.annotation_only = len(rel.annotation_only)
+    report.audio_only = len(rel.audio_only)
+    report.notes.extend(rel.notes)
+    tracks = []
+    for sid in rel.with_both:
+        path = rel.audio[sid]
+        try:
+            info = sf.info(str(path))
+        except Exception as exc:
+            report.failed.append(f"{path}: not readable audio ({str(exc).splitlines()[0][:100]})")
+            continue
+        meta = rel.info.get(sid, deam_mod.SongInfo())
+        st = path.stat()
+        tracks.append(Track(id=f"deam:{sid}", title=meta.title or f"DEAM song {sid}", artist=meta.artist,
+                            genre=meta.genre, path=path, duration=float(info.duration),
+                            sample_rate=int(info.samplerate), source="deam",
+                            series=clip_series(rel.dynamic[sid], float(info.duration)),
+                            size=st.st_size, mtime_ns=st.st_mtime_ns, static_va=rel.static.get(sid)))
+        report.human += 1
+
+    def info_of(p: Path) -> deam_mod.SongInfo:
+        meta = rel.info.get(p.stem, deam_mod.SongInfo())
+        return deam_mod.SongInfo(meta.title or f"DEAM song {p.stem}", meta.artist, meta.genre)
+
+    audio_only = [rel.audio[s] for s in rel.audio_only]
+    tracks += _analyse_paths(audio_only, root, "deam", model, previous, config, report, progress,
+                             info_of, lambda p: f"deam:{p.stem}")
+    return tracks
+
+
+def demo_audio_dir(config: Config) -> Path:
+    return Path(config.library.dir) / "demo-audio"
+
+
+def build_library(source: str | Path, config: Config, name: str | None = None, say: Say = print,
+                  progress: bool = True) -> tuple[Library, BuildReport]:
+    """Build library ``name`` from ``source`` and write its index. Raises InputError when the
+    source gives no playable track (the previous index, if any, is kept)."""
+    started = time.monotonic()
+    kind = source_kind(source)
+    name = name or default_name(source)
+    path = library_path(config.library.dir, name)
+    model = audio_model_for(config)
+    previous = _Previous(path, model.fingerprint())
+    report = BuildReport(name=name, kind=kind)
+
+    if kind == "deam":
+        root = Path(source).resolve()
+        say(f"reading DEAM under {root}")
+        tracks = _deam_tracks(root, model, previous, config, report, progress)
+    elif kind == "demo":
+        from moodsic_live.library.demo import write_demo_library
+
+        root = demo_audio_dir(config)
+        say(f"preparing the demo library in {root}")
+        paths = write_demo_library(root, say=say)
+        tracks = _analyse_paths(paths, root, "demo", model, previous, config, report, progress, read_tags,
+                                lambda p: f"demo:{p.stem}")
+    else:
+        root = Path(source).expanduser().resolve()
+        scan = scan_folder(root)
+        report.ignored = [str(p.relative_to(root)) for p in scan.other]
+        if not scan.audio:
+            raise InputError(f"{root}: no audio files found (mp3, flac, ogg, opus, wav, aiff); "
+                             "point `library build` at the folder that holds your music")
+        say(f"found {len(scan.audio)} audio files under {root}")
+        tracks = _analyse_paths(scan.audio, root, "folder", model, previous, config, report, progress,
+                                read_tags, lambda p: p.relative_to(root).as_posix())
+
+    segments = SegmentTable.concat([
+        segment_series(t.series, i, config.library.segment_seconds, config.library.segment_hop_seconds)
+        for i, t in enumerate(tracks)])
+    report.tracks, report.segments = len(tracks), len(segments)
+    if not tracks or not len(segments):
+        why = "; ".join(report.failed[:3]) if report.failed else "no track is long enough for one segment"
+        raise InputError(f"library {name!r}: no playable tracks from {source} ({why}); the previous index "
+                         "(if any) is unchanged")
+    from moodsic_live.match.moods import MoodClusters
+
+    clusters = MoodClusters.fit(segments.va)
+    report.seconds = time.monotonic() - started
+    meta = {"kind": kind, "source": str(root), "audio_model": model.fingerprint(),
+            "audio_model_origin": model.origin, "segment_seconds": config.library.segment_seconds,
+            "segment_hop_seconds": config.library.segment_hop_seconds, "clusters": clusters.to_dict(),
+            "built_at": time.time(), "report": report.lines()}
+    library = Library(name=name, tracks=tracks, segments=segments, meta=meta, path=path)
+    write_library(path, library)
+    return library, report
+
+
+def resolve_library_path(config: Config, name: str | None = None) -> Path | None:
+    """The library to use: ``name``, else ``library.name``, else the newest built one."""
+    from moodsic_live.library.store import list_libraries
+
+    name = name or config.library.name
+    if name:
+        return library_path(config.library.dir, name)
+    built = list_libraries(config.library.dir)
+    return built[0] if built else None
+
+
+def open_library(config: Config, name: str | None = None, say: Say = print) -> Library:
+    """Load the library to play from; with none built yet, build the demo library first."""
+    path = resolve_library_path(config, name)
+    if path is None:
+        say("no music library yet: building the demo library (first start only)")
+        library, report = build_library("demo", config, "demo", say=say)
+        for line in report.lines():
+            say(line)
+        return library
+    return read_library(path)

@@ -1,0 +1,142 @@
+"""The on-disk library index: one SQLite file per library, written atomically.
+
+Layout (``<library.dir>/<name>.sqlite``):
+
+* ``meta``     key → JSON (name, source, root, audio model fingerprint, segment settings,
+               alignment and mood clusters fitted at build time, build report);
+* ``tracks``   one row per track: identity, tags, file identity (size, mtime, sha1), the 2 Hz
+               V/A series as float32 blobs and where it came from (human / audio);
+* ``segments`` the whole :class:`SegmentTable`, one float32/int32 blob per column, so a
+               million segments load in milliseconds.
+
+A build writes ``<name>.sqlite.tmp-<pid>`` and renames it over the old index only when it is
+complete, so an interrupted build never leaves a half-written index behind and never loses
+the previous one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from moodsic_live.errors import InputError
+from moodsic_live.library.model import SegmentTable, Track, VASeries
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE tracks (
+    idx INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL, title TEXT, artist TEXT, genre TEXT,
+    path TEXT NOT NULL, duration REAL, sample_rate INTEGER, source TEXT, series_source TEXT,
+    size INTEGER, mtime_ns INTEGER, sha1 TEXT, static_v REAL, static_a REAL,
+    t BLOB, valence BLOB, arousal BLOB);
+CREATE TABLE segments (column TEXT PRIMARY KEY, dtype TEXT, data BLOB);
+"""
+
+
+@dataclass
+class Library:
+    """A loaded library: its tracks (index = position), segments, and build metadata."""
+
+    name: str
+    tracks: list[Track]
+    segments: SegmentTable
+    meta: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def durations(self) -> np.ndarray:
+        return np.array([t.duration for t in self.tracks], np.float32)
+
+
+def _blob(a: np.ndarray, dtype: str = "<f4") -> bytes:
+    return np.ascontiguousarray(a, dtype=dtype).tobytes()
+
+
+def write_library(path: Path, library: Library) -> None:
+    """Write ``library`` to ``path`` atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    try:
+        con = sqlite3.connect(tmp)
+        try:
+            con.executescript(_SCHEMA)
+            meta = dict(library.meta, name=library.name, schema=SCHEMA_VERSION)
+            con.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in meta.items()])
+            con.executemany(
+                "INSERT INTO tracks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(i, t.id, t.title, t.artist, t.genre, str(t.path), t.duration, t.sample_rate, t.source,
+                  t.series.source, t.size, t.mtime_ns, t.sha1,
+                  t.static_va[0] if t.static_va else None, t.static_va[1] if t.static_va else None,
+                  _blob(t.series.t), _blob(t.series.valence), _blob(t.series.arousal))
+                 for i, t in enumerate(library.tracks)])
+            seg = library.segments
+            con.executemany("INSERT INTO segments VALUES (?, ?, ?)",
+                            [(c, "<i4" if c == "track" else "<f4",
+                              _blob(getattr(seg, c), "<i4" if c == "track" else "<f4")) for c in seg.COLUMNS])
+            con.commit()
+        finally:
+            con.close()
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_library(path: Path) -> Library:
+    """Load an index written by :func:`write_library`. Missing or unreadable → InputError."""
+    path = Path(path)
+    name = path.stem
+    fix = f"rebuild it with `moodsic-live library build SOURCE --name {name}`"
+    if not path.is_file():
+        raise InputError(f"library {name!r} does not exist ({path}); build it with "
+                         f"`moodsic-live library build SOURCE --name {name}` (SOURCE: a folder, a DEAM root or demo)")
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            meta = {k: json.loads(v) for k, v in con.execute("SELECT key, value FROM meta")}
+            if meta.get("schema") != SCHEMA_VERSION:
+                raise InputError(f"library index {path} is from another version of Moodsic Live; {fix}")
+            tracks = []
+            for row in con.execute("SELECT * FROM tracks ORDER BY idx"):
+                (_, tid, title, artist, genre, p, duration, sr, source, s_source, size, mtime_ns, sha1,
+                 sv, sa, t, v, a) = row
+                series = VASeries(np.frombuffer(t, "<f4"), np.frombuffer(v, "<f4"), np.frombuffer(a, "<f4"),
+                                  s_source)
+                tracks.append(Track(id=tid, title=title, artist=artist, genre=genre, path=Path(p),
+                                    duration=duration, sample_rate=sr, source=source, series=series,
+                                    size=size, mtime_ns=mtime_ns, sha1=sha1,
+                                    static_va=(sv, sa) if sv is not None else None))
+            cols = {c: np.frombuffer(data, dtype) for c, dtype, data in
+                    con.execute("SELECT column, dtype, data FROM segments")}
+            segments = SegmentTable(**{c: cols[c] for c in SegmentTable.COLUMNS})
+        finally:
+            con.close()
+    except InputError:
+        raise
+    except (sqlite3.Error, KeyError, ValueError, TypeError) as exc:
+        raise InputError(f"library index {path} is unreadable ({exc.__class__.__name__}); {fix}") from None
+    if len(segments) and int(segments.track.max()) >= len(tracks):
+        raise InputError(f"library index {path} is inconsistent; {fix}")
+    return Library(name=meta.get("name", name), tracks=tracks, segments=segments, meta=meta, path=path)
+
+
+def library_path(libraries_dir: Path, name: str) -> Path:
+    if not name or "/" in name or name.startswith("."):
+        raise InputError(f"library name {name!r} is not usable; use letters, digits, '-' or '_'")
+    return Path(libraries_dir) / f"{name}.sqlite"
+
+
+def list_libraries(libraries_dir: Path) -> list[Path]:
+    """Built libraries, newest first."""
+    d = Path(libraries_dir)
+    if not d.is_dir():
+        return []
+    return sorted(d.glob("*.sqlite"), key=lambda p: p.stat().st_mtime_ns, reverse=True)

@@ -1,0 +1,1 @@
+"""Match: which music segment should play now (index, alignment, moods, matcher)."""
