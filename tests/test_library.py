@@ -323,3 +323,31 @@ def test_library_build_info_and_match_cli(deam_sample, tmp_path, lib_config):
     assert res[0]["valence"] > 0.2 and res[0]["arousal"] > 0.2
     r = run_cli("match", "1.5", "0", "--config", cfg)
     assert r.returncode == 2 and "outside" in r.stderr and "Traceback" not in r.stderr
+
+
+# --- the demo library: generated music through the same analysis as the user's --------------
+
+def test_demo_library_is_analysed_from_its_audio_and_covers_the_plane(lib_config):
+    from moodsic_live.library.demo import demo_pieces
+
+    library, report = build_library("demo", lib_config, progress=False)
+    pieces = {f"demo:{p.slug}": p for p in demo_pieces()}
+    assert report.kind == "demo" and report.tracks == len(pieces) >= 24 and report.analysed == len(pieces)
+    assert all(t.series.source == "audio" and 45 <= t.duration <= 90 for t in library.tracks)
+    intended = np.array([np.mean([s[1:] for s in pieces[t.id].sections], axis=0) for t in library.tracks])
+    analysed = np.array([t.series.mean() for t in library.tracks])
+    r_v = np.corrcoef(intended[:, 0], analysed[:, 0])[0, 1]
+    r_a = np.corrcoef(intended[:, 1], analysed[:, 1])[0, 1]
+    print(f"\ndemo pieces, intended vs analysed V/A: r valence {r_v:+.2f}, arousal {r_a:+.2f}")
+    assert r_a > 0.8 and r_v > 0.4
+    # Every quadrant around the library's median holds segments: the matcher can reach them all.
+    seg = library.segments
+    dv, da = seg.valence - np.median(seg.valence), seg.arousal - np.median(seg.arousal)
+    for sv in (1, -1):
+        for sa in (1, -1):
+            assert np.sum((sv * dv > 0.05) & (sa * da > 0.05)) >= 0.05 * len(seg)
+    # A piece that changes mood changes it in its analysed series too.
+    change = next(t for t in library.tracks if pieces[t.id].changes_mood)
+    first, last = change.series.arousal[:40].mean(), change.series.arousal[-40:].mean()
+    p = pieces[change.id]
+    assert np.sign(last - first) == np.sign(p.sections[-1][2] - p.sections[0][2]) and abs(last - first) > 0.2
