@@ -198,6 +198,47 @@ def bench_analysis(folder: Path | None = None, rounds: int = 3) -> tuple[str, st
     return note, table
 
 
+# -- index on disk -----------------------------------------------------------------------------
+
+def bench_store(tracks: int = 10_000, steps: int = 360, rounds: int = 3) -> tuple[str, str]:
+    """Write and load a library of ``tracks`` 3-minute tracks (2 Hz series) and their segments."""
+    import tempfile
+
+    from moodsic_live.library.model import Track, VASeries, segment_series
+    from moodsic_live.library.store import Library, read_library, write_library
+
+    rng = np.random.default_rng(0)
+    items, parts = [], []
+    t = (np.arange(steps) / 2.0).astype(np.float32)
+    for i in range(tracks):
+        v = np.clip(rng.normal(0, 0.3) + np.cumsum(rng.normal(0, 0.02, steps)), -1, 1).astype(np.float32)
+        a = np.clip(rng.normal(0, 0.3) + np.cumsum(rng.normal(0, 0.02, steps)), -1, 1).astype(np.float32)
+        series = VASeries(t, v, a, "audio")
+        items.append(Track(id=f"t{i}", title=f"Track {i}", artist="Bench", genre="", path=Path(f"/music/{i}.mp3"),
+                           duration=steps / 2.0, sample_rate=44100, source="folder", series=series))
+        parts.append(segment_series(series, i))
+    library = Library("bench", items, SegmentTable.concat(parts), {"kind": "folder"})
+    writes, reads = [], []
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "bench.sqlite"
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            write_library(path, library)
+            writes.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            loaded = read_library(path)
+            reads.append(time.perf_counter() - t0)
+        size_mb = path.stat().st_size / 1e6
+    assert len(loaded.segments) == len(library.segments)
+    table = "\n".join(["| tracks | segments | file MB | write s (median) | load s (median) |",
+                       "|---:|---:|---:|---:|---:|",
+                       f"| {tracks:,} | {len(library.segments):,} | {size_mb:.0f} | {np.median(writes):.2f} | "
+                       f"{np.median(reads):.2f} |"])
+    note = (f"A synthetic library of {tracks:,} three-minute tracks (2 Hz series, 10 s segments, 5 s hop), "
+            f"median of {rounds} rounds. Target: loads in well under a second.")
+    return note, table
+
+
 def write_section(body: str, doc: Path = DOC) -> None:
     """Replace (or append) the ``## Library`` section of ``doc`` with ``body``."""
     text = doc.read_text() if doc.exists() else "# Performance\n\n"
@@ -225,6 +266,8 @@ def main() -> int:
     parts.append(("Segment index and matcher (synthetic segments, V/A ~ N(0, 0.3) clipped)",
                   f"{INDEX_TARGET} Build and fits: median of {args.rounds} rounds; queries and updates: "
                   "1,000 one at a time.", index_table(rows)))
+    note, table = bench_store(rounds=args.rounds)
+    parts.append(("Library index on disk (SQLite)", note, table))
     if not args.skip_analysis:
         note, table = bench_analysis(args.audio, rounds=args.rounds)
         parts.insert(0, ("Audio analysis (decode, resample to 22.05 kHz, every feature at 2 Hz)", note, table))
