@@ -11,9 +11,7 @@ Aligner, as the matcher sends them), the Aligner and MoodClusters fits, and Matc
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
-import platform
 import re
 import sys
 import time
@@ -25,6 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from machine import machine_line  # noqa: E402
 from moodsic_live.config import MatchConfig  # noqa: E402
 from moodsic_live.library.model import SegmentTable  # noqa: E402
 from moodsic_live.match.alignment import Aligner  # noqa: E402
@@ -38,23 +37,6 @@ SECTION = "## Library"
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
 INDEX_TARGET = ("Targets on this 2-core CPU: 1M segments index build <= 5 s, k=20 query p95 <= 1 ms "
                 "(one query per matcher update, a few per second).")
-
-
-# -- machine ----------------------------------------------------------------------------------
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def machine_line() -> str:
-    return (f"Machine: {cpu_name()}, {os.cpu_count()} cores; Python {platform.python_version()}; "
-            f"date {dt.date.today().isoformat()}.")
 
 
 # -- index --------------------------------------------------------------------------------------

@@ -27,20 +27,11 @@ sys.path.insert(0, str(ROOT))
 
 from moodsic_live.capture.demo import demo_frames  # noqa: E402
 from moodsic_live.config import Config  # noqa: E402
+from machine import cpu_name  # noqa: E402
 from moodsic_live.perceive.perceiver import Perceiver  # noqa: E402
 
 STAGES = ("detect", "face", "scene", "scene_wait", "fusion", "total")
 ROWS = STAGES + ("total, frames with a face",)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def measure(frames: int, provider: str, detector: str, tta: int) -> tuple[dict[str, np.ndarray], str, float]:
