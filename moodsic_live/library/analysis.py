@@ -102,7 +102,8 @@ def analyse_files(jobs: Iterable[tuple[Path, str]], cache_dir: Path, workers: in
     results: list[Analysed] = []
     todo = []
     for path, sha1 in jobs:
-        hit = load_features(cache_file(cache_dir, sha1)) if cache_file(cache_dir, sha1).is_file() else None
+        cached = cache_file(cache_dir, sha1)
+        hit = load_features(cached) if cached.is_file() else None
         if hit is not None:
             results.append(Analysed(path, sha1, hit, cached=True))
         else:

@@ -128,7 +128,7 @@ class _Previous:
         return self.by_sha1.get(sha1), sha1
 
 
-def _analyse_paths(paths: list[Path], root: Path, source: str, model: AudioVAModel, previous: _Previous,
+def _analyse_paths(paths: list[Path], source: str, model: AudioVAModel, previous: _Previous,
                    config: Config, report: BuildReport, progress: bool,
                    info: Callable[[Path], deam_mod.SongInfo], track_id: Callable[[Path], str]) -> list[Track]:
     tracks: dict[Path, Track] = {}
@@ -191,7 +191,7 @@ def _deam_tracks(root: Path, model: AudioVAModel, previous: _Previous, config: C
         return deam_mod.SongInfo(meta.title or f"DEAM song {p.stem}", meta.artist, meta.genre)
 
     audio_only = [rel.audio[s] for s in rel.audio_only]
-    tracks += _analyse_paths(audio_only, root, "deam", model, previous, config, report, progress,
+    tracks += _analyse_paths(audio_only, "deam", model, previous, config, report, progress,
                              info_of, lambda p: f"deam:{p.stem}")
     return tracks
 
@@ -222,7 +222,7 @@ def build_library(source: str | Path, config: Config, name: str | None = None, s
         root = demo_audio_dir(config)
         say(f"preparing the demo library in {root}")
         paths = write_demo_library(root, say=say)
-        tracks = _analyse_paths(paths, root, "demo", model, previous, config, report, progress, read_tags,
+        tracks = _analyse_paths(paths, "demo", model, previous, config, report, progress, read_tags,
                                 lambda p: f"demo:{p.stem}")
     else:
         root = Path(source).expanduser().resolve()
@@ -232,7 +232,7 @@ def build_library(source: str | Path, config: Config, name: str | None = None, s
             raise InputError(f"{root}: no audio files found (mp3, flac, ogg, opus, wav, aiff); "
                              "point `library build` at the folder that holds your music")
         say(f"found {len(scan.audio)} audio files under {root}")
-        tracks = _analyse_paths(scan.audio, root, "folder", model, previous, config, report, progress,
+        tracks = _analyse_paths(scan.audio, "folder", model, previous, config, report, progress,
                                 read_tags, lambda p: p.relative_to(root).as_posix())
 
     segments = SegmentTable.concat([
