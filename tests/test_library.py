@@ -351,3 +351,16 @@ def test_demo_library_is_analysed_from_its_audio_and_covers_the_plane(lib_config
     first, last = change.series.arousal[:40].mean(), change.series.arousal[-40:].mean()
     p = pieces[change.id]
     assert np.sign(last - first) == np.sign(p.sections[-1][2] - p.sections[0][2]) and abs(last - first) > 0.2
+
+
+def test_library_build_folder_cli_with_a_name(messy_folder, tmp_path, lib_config):
+    cfg = str(write_config(tmp_path / "c.toml", lib_config))
+    r = run_cli("library", "build", str(messy_folder), "--name", "mine", "--config", cfg)
+    assert r.returncode == 0, r.stderr
+    assert "library 'mine' (folder): 4 tracks" in r.stdout and "2 non-audio files ignored" in r.stdout
+    assert "skipped:" in r.stdout and "broken.mp3" in r.stdout and "Traceback" not in r.stderr
+    info = json.loads(run_cli("library", "info", "--name", "mine", "--json", "--tracks", "--config", cfg).stdout)
+    assert info["name"] == "mine" and info["audio"] == 4
+    assert [t["id"] for t in info["tracks"]] == ["Rock/deep/nested.wav", "Rock/loud.flac", "mid.mp3", "quiet.ogg"]
+    r = run_cli("library", "info", "--name", "other", "--config", cfg)
+    assert r.returncode == 2 and "library 'other' does not exist" in r.stderr
