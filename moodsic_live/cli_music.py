@@ -34,6 +34,7 @@ def add_music_commands(sub, common: Callable[[argparse.ArgumentParser], None]) -
     b.add_argument("--workers", type=int, help="analysis processes (default: one per core)")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.add_argument("--json", action="store_true", help="print the build report as JSON")
+    _music_model_flag(b)
     i = lsub.add_parser("info", help="what a library holds")
     common(i)
     i.add_argument("--name", help="library name (default: the configured or newest one)")
@@ -48,6 +49,7 @@ def add_music_commands(sub, common: Callable[[argparse.ArgumentParser], None]) -
     c.add_argument("--workers", type=int)
     c.add_argument("--no-progress", action="store_true")
     c.add_argument("--json", action="store_true")
+    _music_model_flag(c)
 
     a = sub.add_parser("audio-va", help="valence/arousal of audio files, 2 Hz series",
                        description="Valence and arousal (reference space [-1, 1]) of audio files from our audio "
@@ -55,6 +57,7 @@ def add_music_commands(sub, common: Callable[[argparse.ArgumentParser], None]) -
     common(a)
     a.add_argument("files", nargs="+", type=Path, metavar="FILE")
     a.add_argument("--json", action="store_true")
+    _music_model_flag(a)
 
     m = sub.add_parser("match", help="rank the library's segments for a valence/arousal",
                        description="Rank the library's segments for VALENCE AROUSAL (reference space [-1, 1]).")
@@ -67,6 +70,17 @@ def add_music_commands(sub, common: Callable[[argparse.ArgumentParser], None]) -
     m.add_argument("--json", action="store_true")
 
 
+def _music_model_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--music-model", choices=["musicnn", "features"],
+                   help="musicnn: the music tagger fused with the hand-made features (default); "
+                        "features: the lightweight hand-made features only")
+
+
+def _apply_music_model(args, config) -> None:
+    if getattr(args, "music_model", None):
+        config.library.music_model = args.music_model
+
+
 def _progress(args) -> bool:
     return not getattr(args, "no_progress", False) and sys.stderr.isatty()
 
@@ -77,6 +91,7 @@ def cmd_library(args, config, say: Say) -> int:
 
     if getattr(args, "workers", None) is not None:
         config.library.workers = args.workers
+    _apply_music_model(args, config)
     if args.library_command == "build":
         library, report = build_library(args.source, config, args.name, say=say, progress=_progress(args))
         if args.json:
@@ -88,10 +103,14 @@ def cmd_library(args, config, say: Say) -> int:
             print(f"index: {library.path}")
         return 0
     if args.library_command == "calibrate":
+        from moodsic_live.library.builder import AudioVA
         from moodsic_live.library.calibrate import calibrate
 
+        va = AudioVA.for_config(config)
+        if va.note:
+            say(f"note: {va.note}")
         model = calibrate(args.deam, config.paths.cache_dir / "analysis", config.library.workers,
-                          progress=_progress(args))
+                          progress=_progress(args), va=va)
         out = args.out or calibrated_model_path(config)
         model.save(out)
         m = model.metrics
@@ -99,11 +118,15 @@ def cmd_library(args, config, say: Say) -> int:
             print(json.dumps({"path": str(out), **m}))
         else:
             print(f"calibrated on {m['songs']} songs ({m['steps']} annotated 0.5 s steps), "
-                  f"song-wise {m['folds']}-fold held-out:")
+                  f"inputs: {m['inputs']}; song-wise {m['folds']}-fold held-out:")
             for dim in ("valence", "arousal"):
                 h, b = m["held_out"][dim], m["builtin"][dim]
-                print(f"  {dim:8s} r {h['r']:+.2f}  RMSE {h['rmse']:.3f}   (built-in model: r {b['r']:+.2f}  "
-                      f"RMSE {b['rmse']:.3f})")
+                line = (f"  {dim:8s} after r {h['r']:+.2f}  RMSE {h['rmse']:.3f}   before (built-in): "
+                        f"r {b['r']:+.2f}  RMSE {b['rmse']:.3f}")
+                if "features_builtin" in m:
+                    f = m["features_builtin"][dim]
+                    line += f"   features only: r {f['r']:+.2f}  RMSE {f['rmse']:.3f}"
+                print(line)
             print(f"saved: {out}")
             if args.out:
                 print("use it with library.audio_model in the config file")
@@ -118,7 +141,8 @@ def cmd_library(args, config, say: Say) -> int:
     if args.tracks:
         info["tracks"] = [{"id": t.id, "title": t.title, "artist": t.artist, "duration": round(t.duration, 2),
                            "series": t.series.source, "valence": round(t.series.mean()[0], 3),
-                           "arousal": round(t.series.mean()[1], 3)} for t in library.tracks]
+                           "arousal": round(t.series.mean()[1], 3), "top_tags": t.top_tags}
+                          for t in library.tracks]
     if args.json:
         print(json.dumps(info))
         return 0
@@ -128,13 +152,14 @@ def cmd_library(args, config, say: Say) -> int:
           f"analysis), {info['segments']} segments of {info['segment_seconds']:g} s")
     print(f"  valence {info['valence_range'][0]:+.2f}..{info['valence_range'][1]:+.2f}  "
           f"arousal {info['arousal_range'][0]:+.2f}..{info['arousal_range'][1]:+.2f}")
-    print(f"  audio model: {info['audio_model']}")
+    print(f"  audio model: {info['audio_model']}" + ("; fused with the musicnn tags" if info["music_tagger"] else ""))
     print("  moods:")
     for c in info["moods"]:
         print(f"    {c['name']:28s} centre ({c['valence']:+.2f}, {c['arousal']:+.2f})  {c['share']:.0%}")
     for t in info.get("tracks", []):
         print(f"  {t['id']}: {t['title']} — {t['artist']}  {t['duration']:.0f} s  "
-              f"V {t['valence']:+.2f} A {t['arousal']:+.2f} ({t['series']})")
+              f"V {t['valence']:+.2f} A {t['arousal']:+.2f} ({t['series']})"
+              + (f"  [{t['top_tags']}]" if t["top_tags"] else ""))
     return 0
 
 
@@ -152,33 +177,47 @@ def library_summary(library) -> dict:
             "valence_range": [float(seg.valence.min()), float(seg.valence.max())],
             "arousal_range": [float(seg.arousal.min()), float(seg.arousal.max())],
             "audio_model": library.meta.get("audio_model_origin"),
+            "music_tagger": bool(library.meta.get("music_tagger", False)),
             "moods": [{"name": n, "valence": float(c[0]), "arousal": float(c[1]),
                        "share": float(np.mean(labels == k))}
                       for k, (n, c) in enumerate(zip(clusters.names, clusters.centres))]}
 
 
 def cmd_audio_va(args, config, say: Say) -> int:
-    from moodsic_live.library.builder import audio_model_for, audio_series
-    from moodsic_live.library.features import extract_features
+    from moodsic_live.library.analysis import analyse_one, sha1_file
+    from moodsic_live.library.builder import AudioVA
 
-    model = audio_model_for(config)
+    _apply_music_model(args, config)
+    va = AudioVA.for_config(config)
+    if va.note:
+        say(f"note: {va.note}")
     failures = 0
     for path in args.files:
         try:
-            series = audio_series(extract_features(path), model)
-        except MoodsicError as exc:
-            say(f"error: {exc}")
+            sha1 = sha1_file(path)
+        except OSError as exc:
+            say(f"error: {path}: {'no such audio file' if not path.exists() else exc.strerror}")
             failures += 1
             continue
+        r = analyse_one(path, sha1, config.paths.cache_dir / "analysis", va.tagging)
+        if r.features is None:
+            say(f"error: {r.error}")
+            failures += 1
+            continue
+        if r.tag_error:
+            say(f"note: {r.tag_error}; using the hand-made features only")
+        series, top, model = va.series(r)
         v, a = series.mean()
         if args.json:
             print(json.dumps({"path": str(path), "valence": round(v, 4), "arousal": round(a, 4),
+                              "model": model.origin, "top_tags": top.split(", ") if top else [],
                               "series": {"t": [round(float(x), 2) for x in series.t],
                                          "valence": [round(float(x), 4) for x in series.valence],
                                          "arousal": [round(float(x), 4) for x in series.arousal]}}),
                   flush=True)
         else:
-            print(f"{path}: valence {v:+.2f}  arousal {a:+.2f}  ({len(series)} steps of 0.5 s)", flush=True)
+            print(f"{path}: valence {v:+.2f}  arousal {a:+.2f}  ({len(series)} steps of 0.5 s)"
+                  + (f"  [{top}]" if top else ""), flush=True)
     return 1 if failures else 0
 
 

@@ -82,6 +82,10 @@ class LibraryConfig:
     # Audio -> V/A model saved by `library calibrate` ("" = the built-in default model).
     audio_model: Path | None = None
     workers: int = 0                      # analysis processes; 0 = one per core
+    # V/A from audio: "musicnn" = the music tagger fused with the hand-made features (needs
+    # `models build`; falls back to features with a note when the taggers are missing);
+    # "features" = the lightweight hand-made features only.
+    music_model: Literal["musicnn", "features"] = "musicnn"
 
 
 @dataclass

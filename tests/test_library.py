@@ -272,14 +272,21 @@ def test_calibrate_reports_held_out_scores_and_saves_a_usable_model(deam_sample,
     r = run_cli("library", "calibrate", "--deam", str(deam_sample), "--out", str(out), "--json", "--config", str(cfg))
     assert r.returncode == 0, r.stderr
     m = json.loads(r.stdout)
-    assert m["songs"] == 10 and m["folds"] == 5
+    assert m["songs"] == 10 and m["folds"] == 5 and m["inputs"] == "10 features + musicnn tags"
     for dim in ("valence", "arousal"):
-        assert -1 <= m["held_out"][dim]["r"] <= 1 and 0 < m["held_out"][dim]["rmse"] < 1
-    print(f"\ncalibration, 10 DEAM songs, song-wise held-out: {m['held_out']}; built-in: {m['builtin']}")
+        for kind in ("held_out", "builtin", "features_builtin"):  # after, before, features only
+            assert -1 <= m[kind][dim]["r"] <= 1 and 0 < m[kind][dim]["rmse"] < 1
+    print(f"\ncalibration, 10 DEAM songs, song-wise held-out (after): {m['held_out']}; before (built-in fusion): "
+          f"{m['builtin']}; features only: {m['features_builtin']}")
     from moodsic_live.library.audio_va import AudioVAModel
 
     model = AudioVAModel.load(out)
     assert "calibrated on 10" in model.origin and model.fingerprint() != AudioVAModel.builtin().fingerprint()
+    assert model.fusion == "linear" and len(model.valence_w) == 12
+    plain = run_cli("library", "calibrate", "--deam", str(deam_sample), "--out", str(tmp_path / "plain.json"),
+                    "--json", "--music-model", "features", "--config", str(cfg))
+    assert plain.returncode == 0 and json.loads(plain.stdout)["inputs"] == "10 features"
+    assert AudioVAModel.load(tmp_path / "plain.json").fusion == "features"
     # A corrupt model named in the config is a one-line error that says how to fix it.
     out.write_text("{broken")
     cfg.write_text(cfg.read_text().replace("[library]\n", f'[library]\naudio_model = "{out}"\n'))
@@ -297,7 +304,7 @@ def test_audio_va_cli_json_lines(deam_sample, tmp_path, lib_config):
     assert "bad.wav" in r.stderr and "Traceback" not in r.stderr
     (line,) = r.stdout.splitlines()
     d = json.loads(line)
-    assert set(d) == {"path", "valence", "arousal", "series"}
+    assert set(d) == {"path", "valence", "arousal", "series", "model", "top_tags"}
     assert -1 <= d["valence"] <= 1 and -1 <= d["arousal"] <= 1
     assert d["series"]["t"][:3] == [0.0, 0.5, 1.0] and len(d["series"]["valence"]) == len(d["series"]["t"]) == 90
 
@@ -334,6 +341,10 @@ def test_demo_library_is_analysed_from_its_audio_and_covers_the_plane(lib_config
     pieces = {f"demo:{p.slug}": p for p in demo_pieces()}
     assert report.kind == "demo" and report.tracks == len(pieces) >= 24 and report.analysed == len(pieces)
     assert all(t.series.source == "audio" and 45 <= t.duration <= 90 for t in library.tracks)
+    # the music tagger hears every piece; its top tags are kept (the V/A comes from the features here)
+    assert all(t.top_tags for t in library.tracks) and not library.meta["music_tagger"]
+    calm = [t.top_tags for t in library.tracks if np.mean([s[2] for s in pieces[t.id].sections]) < -0.5]
+    assert sum(any(w in tags for w in ("slow", "quiet", "soft", "ambient")) for tags in calm) >= 0.8 * len(calm)
     intended = np.array([np.mean([s[1:] for s in pieces[t.id].sections], axis=0) for t in library.tracks])
     analysed = np.array([t.series.mean() for t in library.tracks])
     r_v = np.corrcoef(intended[:, 0], analysed[:, 0])[0, 1]

@@ -172,39 +172,44 @@ def test_a_checkpoint_without_a_needed_tensor_is_refused(checkpoints):
 # --- the ONNX models ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", list(MUSIC_MODELS))
-def test_built_model_is_a_clean_opset_17_graph_with_dynamic_batch(name, models_dir, sessions):
+def test_built_model_is_a_clean_opset_17_graph_over_any_length(name, models_dir, sessions):
     path = models_dir / MUSIC_MODELS[name][0]
     model = onnx.load(str(path))
     onnx.checker.check_model(model, full_check=True)
     assert [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] == [17]
-    (inp,) = model.graph.input
-    dims = [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim]
-    assert inp.name == "mel" and dims == ["N", 187, 96]
+    dims = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in model.graph.input}
+    assert dims == {"mel": ["T", 96], "starts": ["P"]}
     assert [o.name for o in model.graph.output] == ["tags", "embedding"]
-    x = np.random.default_rng(2).uniform(0, 3, (3, 187, 96)).astype(np.float32)
-    tags, emb = sessions[name].run(["tags", "embedding"], {"mel": x})
+    x = np.random.default_rng(2).uniform(0, 3, (500, 96)).astype(np.float32)
+    starts = np.array([0, 100, 313], np.int64)  # 313 = T - 187: the last possible window
+    tags, emb = sessions[name].run(["tags", "embedding"], {"mel": x, "starts": starts})
     assert tags.shape == (3, 50) and emb.shape == (3, 200) and ((tags > 0) & (tags < 1)).all()
-    one_tags, one_emb = sessions[name].run(["tags", "embedding"], {"mel": x[1:2]})
+    one_tags, one_emb = sessions[name].run(["tags", "embedding"], {"mel": x, "starts": starts[1:2]})
     assert np.allclose(one_tags, tags[1:2], atol=1e-6) and np.allclose(one_emb, emb[1:2], atol=1e-5)
+    # a window sees its neighbours, so in a longer piece it differs from the same frames alone
+    alone = sessions[name].run(["tags"], {"mel": x[100:287], "starts": np.array([0], np.int64)})[0]
+    assert not np.allclose(alone, tags[1:2], atol=1e-4)
 
 
 def _with_pooling_taps(path: Path) -> ort.InferenceSession:
-    """The model with its temporal max and mean pooling (N, 753) as extra outputs."""
+    """The model with its windows' max and mean pooling (P, 753) as extra outputs."""
     model = onnx.load(str(path))
     for tap in ("max_pool", "mean_pool"):
-        model.graph.output.append(onnx.helper.make_tensor_value_info(tap, onnx.TensorProto.FLOAT, ["N", 753]))
+        model.graph.output.append(onnx.helper.make_tensor_value_info(tap, onnx.TensorProto.FLOAT, ["P", 753]))
     return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
 
 
 @pytest.mark.parametrize("name", list(MUSIC_MODELS))
 def test_onnx_matches_tensorflow_on_real_patches(name, models_dir, reference):
+    """Each of musicnn's own 3 s patches, alone (``starts = [0]``), against TensorFlow."""
     arrays, meta = reference
     short = SHORT[name]
     session = _with_pooling_taps(models_dir / MUSIC_MODELS[name][0])
     worst = {"tags": 0.0, "embedding": 0.0, "max_pool": 0.0, "mean_pool": 0.0}
     for clip in (2, 7):
-        x = arrays[f"input_{clip}"].astype(np.float32)
-        got = dict(zip(worst, session.run(list(worst), {"mel": x})))
+        patches = arrays[f"input_{clip}"].astype(np.float32)
+        runs = [session.run(list(worst), {"mel": p, "starts": np.array([0], np.int64)}) for p in patches]
+        got = {key: np.concatenate([r[i] for r in runs]) for i, key in enumerate(worst)}
         ref = {"tags": arrays[f"{short}_tags_{clip}"], "embedding": arrays[f"{short}_emb_{clip}"],
                "max_pool": arrays[f"{short}_max_pool_{clip}"], "mean_pool": arrays[f"{short}_mean_pool_{clip}"]}
         for key in worst:

@@ -63,11 +63,27 @@ class AudioFeatures:
         return np.arange(len(self.values), dtype=np.float32) / SERIES_HZ
 
 
-def load_audio(path: Path) -> tuple[np.ndarray, int, int, float]:
-    """Decode ``path`` to mono float32 at :data:`SAMPLE_RATE`. Returns (mono, original sample
-    rate, channels, duration). Unreadable or empty files raise :class:`InputError`."""
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded file: mono float32 samples at the file's own rate."""
+
+    mono: np.ndarray
+    sample_rate: int
+    channels: int
+    duration: float
+
+    def at(self, rate: int, quality: str = "MQ") -> np.ndarray:
+        """The samples resampled to ``rate`` (soxr; ``quality`` one of its LQ, MQ, HQ, VHQ)."""
+        import soxr
+
+        if rate == self.sample_rate:
+            return self.mono
+        return np.ascontiguousarray(soxr.resample(self.mono, self.sample_rate, rate, quality=quality), np.float32)
+
+
+def decode_audio(path: Path) -> Decoded:
+    """Decode ``path`` to mono float32. Unreadable or empty files raise :class:`InputError`."""
     import soundfile as sf
-    import soxr
 
     path = Path(path)
     if not path.is_file():
@@ -82,12 +98,21 @@ def load_audio(path: Path) -> tuple[np.ndarray, int, int, float]:
         raise InputError(f"{path}: the audio has no samples")
     channels = data.shape[1]
     mono = data.mean(axis=1) if channels > 1 else data[:, 0]
-    duration = len(mono) / sr
-    if sr != SAMPLE_RATE:
-        mono = soxr.resample(mono, sr, SAMPLE_RATE, quality="MQ")
     if not np.all(np.isfinite(mono)):
         raise InputError(f"{path}: the audio contains invalid samples (NaN/inf)")
-    return np.ascontiguousarray(mono, dtype=np.float32), int(sr), int(channels), float(duration)
+    return Decoded(np.ascontiguousarray(mono, dtype=np.float32), int(sr), int(channels), len(mono) / sr)
+
+
+def load_audio(path: Path) -> tuple[np.ndarray, int, int, float]:
+    """Decode ``path`` to mono float32 at :data:`SAMPLE_RATE`. Returns (mono, original sample
+    rate, channels, duration). Unreadable or empty files raise :class:`InputError`."""
+    d = decode_audio(path)
+    return d.at(SAMPLE_RATE), d.sample_rate, d.channels, d.duration
+
+
+def n_steps_of(duration: float) -> int:
+    """How many whole 0.5 s steps a piece of ``duration`` seconds has."""
+    return int(np.floor(duration * SERIES_HZ + 1e-9))
 
 
 def _window_mean(x: np.ndarray, width: int) -> np.ndarray:
@@ -140,12 +165,13 @@ def tonal_features(chroma: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return mode, clarity, rough / total
 
 
-def extract_features(path: Path) -> AudioFeatures:
+def extract_features(path: Path, decoded: Decoded | None = None) -> AudioFeatures:
     """The :data:`FEATURES` of ``path`` at 2 Hz. Raises :class:`InputError` for unusable files."""
     import librosa
 
-    y, sr_in, channels, duration = load_audio(path)
-    n_steps = int(np.floor(duration * SERIES_HZ))
+    d = decoded or decode_audio(path)
+    y, sr_in, channels, duration = d.at(SAMPLE_RATE), d.sample_rate, d.channels, d.duration
+    n_steps = n_steps_of(duration)
     if n_steps < 1:
         raise InputError(f"{path}: too short to analyse ({duration:.2f} s; at least 0.5 s is needed)")
     fps = SAMPLE_RATE / HOP

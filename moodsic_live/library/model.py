@@ -68,6 +68,7 @@ class Track:
     mtime_ns: int = 0
     sha1: str = ""
     static_va: tuple[float, float] | None = None  # DEAM's song-level human rating, reference space
+    top_tags: str = ""  # what the music tagger hears most clearly: "mellow, acoustic, female vocalists"
 
     def label(self) -> str:
         return f"{self.artist} – {self.title}" if self.artist else self.title

@@ -27,7 +27,8 @@ import numpy as np
 from moodsic_live.errors import InputError
 from moodsic_live.library.model import SegmentTable, Track, VASeries
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: tracks.top_tags
+READABLE_SCHEMAS = (1, 2)
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -35,7 +36,7 @@ CREATE TABLE tracks (
     idx INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL, title TEXT, artist TEXT, genre TEXT,
     path TEXT NOT NULL, duration REAL, sample_rate INTEGER, source TEXT, series_source TEXT,
     size INTEGER, mtime_ns INTEGER, sha1 TEXT, static_v REAL, static_a REAL,
-    t BLOB, valence BLOB, arousal BLOB);
+    t BLOB, valence BLOB, arousal BLOB, top_tags TEXT);
 CREATE TABLE segments (column TEXT PRIMARY KEY, dtype TEXT, data BLOB);
 """
 
@@ -72,11 +73,11 @@ def write_library(path: Path, library: Library) -> None:
             meta = dict(library.meta, name=library.name, schema=SCHEMA_VERSION)
             con.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in meta.items()])
             con.executemany(
-                "INSERT INTO tracks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO tracks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(i, t.id, t.title, t.artist, t.genre, str(t.path), t.duration, t.sample_rate, t.source,
                   t.series.source, t.size, t.mtime_ns, t.sha1,
                   t.static_va[0] if t.static_va else None, t.static_va[1] if t.static_va else None,
-                  _blob(t.series.t), _blob(t.series.valence), _blob(t.series.arousal))
+                  _blob(t.series.t), _blob(t.series.valence), _blob(t.series.arousal), t.top_tags)
                  for i, t in enumerate(library.tracks)])
             seg = library.segments
             con.executemany("INSERT INTO segments VALUES (?, ?, ?)",
@@ -102,18 +103,19 @@ def read_library(path: Path) -> Library:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
             meta = {k: json.loads(v) for k, v in con.execute("SELECT key, value FROM meta")}
-            if meta.get("schema") != SCHEMA_VERSION:
+            if meta.get("schema") not in READABLE_SCHEMAS:
                 raise InputError(f"library index {path} is from another version of Moodsic Live; {fix}")
             tracks = []
             for row in con.execute("SELECT * FROM tracks ORDER BY idx"):
                 (_, tid, title, artist, genre, p, duration, sr, source, s_source, size, mtime_ns, sha1,
-                 sv, sa, t, v, a) = row
+                 sv, sa, t, v, a, *rest) = row  # schema 1 has no top_tags
                 series = VASeries(np.frombuffer(t, "<f4"), np.frombuffer(v, "<f4"), np.frombuffer(a, "<f4"),
                                   s_source)
                 tracks.append(Track(id=tid, title=title, artist=artist, genre=genre, path=Path(p),
                                     duration=duration, sample_rate=sr, source=source, series=series,
                                     size=size, mtime_ns=mtime_ns, sha1=sha1,
-                                    static_va=(sv, sa) if sv is not None else None))
+                                    static_va=(sv, sa) if sv is not None else None,
+                                    top_tags=(rest[0] or "") if rest else ""))
             cols = {c: np.frombuffer(data, dtype) for c, dtype, data in
                     con.execute("SELECT column, dtype, data FROM segments")}
             segments = SegmentTable(**{c: cols[c] for c in SegmentTable.COLUMNS})

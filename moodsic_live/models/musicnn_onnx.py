@@ -169,17 +169,86 @@ def _frontend_block(g: _Graph, x: str, t: dict[str, np.ndarray], conv: str, norm
     scale, shift = _bn(t, norm)
     sign = np.where(scale < 0, -1.0, 1.0).astype(np.float32)
     kernel = kernel * sign[:, None, None, None]
-    y = g.node("Conv", [x, g.const(conv + "_w", kernel), g.const(conv + "_b", bias * sign)], conv,
+    bias = bias * sign
+    # Speed: onnxruntime runs these convolutions in a blocked channel layout (NCHWc, blocks of
+    # 16 channels) and keeps a MaxPool in it only when the channels fill whole blocks; any other
+    # max over frequency first reorders the whole (C, T, F) map, a third of the run time. So
+    # the filters are padded with zero filters to a multiple of 16 and sliced off after the pool.
+    channels = kernel.shape[0]
+    padded = -(-channels // 16) * 16
+    if padded != channels:
+        kernel = np.concatenate([kernel, np.zeros((padded - channels, *kernel.shape[1:]), np.float32)])
+        bias = np.concatenate([bias, np.zeros(padded - channels, np.float32)])
+    y = g.node("Conv", [x, g.const(conv + "_w", kernel), g.const(conv + "_b", bias)], conv,
                kernel_shape=list(kernel.shape[2:]), pads=pads)
-    y = g.node("ReduceMax", [y], conv + "_freqmax", axes=[3], keepdims=0)  # (N, C, T)
+    width = N_MELS - kernel.shape[3] + 1
+    y = g.node("MaxPool", [y], conv + "_freqpool", kernel_shape=[1, width])  # (1, C', T, 1)
+    y = g.node("Squeeze", [y, g.const("axis3", np.array([3]), np.int64)], conv + "_freqmax")  # (1, C', T)
+    if padded != channels:
+        y = g.node("Slice", [y, g.const("axis_0", np.array([0]), np.int64),
+                             g.const(f"channels_{channels}", np.array([channels]), np.int64),
+                             g.const("axis_1", np.array([1]), np.int64)], conv + "_channels")
     if (sign < 0).any():
         y = g.node("Mul", [y, g.const(conv + "_sign", sign.reshape(-1, 1))], conv + "_unsign")
     y = g.node("Relu", [y], conv + "_relu")
     return g.affine(y, scale, shift, norm, (-1, 1))
 
 
+def _window_levels(g: _Graph, x: str, op: str, name: str) -> dict[int, str]:
+    """Sliding ``op`` (Max or Add) over 1, 2, 4, ... frames of ``x`` (C, T): level ``w`` at
+    frame ``t`` combines frames ``t .. t+w-1`` (a sparse table; each level is one op)."""
+    levels = {1: x}
+    w = 1
+    zero = g.const("axis_0", np.array([0]), np.int64)
+    one = g.const("axis_1", np.array([1]), np.int64)
+    big = g.const("slice_end", np.array([np.iinfo(np.int64).max]), np.int64)
+    while 2 * w <= N_FRAMES:
+        prev = levels[w]
+        shift = g.const(f"shift_{w}", np.array([w]), np.int64)
+        neg = g.const(f"shift_neg_{w}", np.array([-w]), np.int64)
+        head = g.node("Slice", [prev, zero, neg, one], f"{name}_{w}_head")
+        tail = g.node("Slice", [prev, shift, big, one], f"{name}_{w}_tail")
+        levels[2 * w] = g.node(op, [head, tail], f"{name}_{2 * w}")
+        w *= 2
+    return levels
+
+
+def _windowed(g: _Graph, levels: dict[int, str], starts: str, op: str, name: str) -> str:
+    """``op`` over the 187-frame windows starting at ``starts``: (C, P)."""
+    parts = []
+    if op == "Max":  # two overlapping power-of-two windows cover 187 frames
+        w = max(levels)
+        offsets = [(w, 0), (w, N_FRAMES - w)]
+    else:  # disjoint power-of-two pieces: 187 = 128 + 32 + 16 + 8 + 2 + 1
+        offsets, at = [], 0
+        for w in sorted(levels, reverse=True):
+            if at + w <= N_FRAMES:
+                offsets.append((w, at))
+                at += w
+    for w, off in offsets:
+        idx = starts if off == 0 else g.node("Add", [starts, g.const(f"{name}_off_{off}", np.array(off), np.int64)],
+                                             f"{name}_idx_{off}")
+        parts.append(g.node("Gather", [levels[w], idx], f"{name}_at_{off}", axis=1))
+    out = parts[0]
+    for i, part in enumerate(parts[1:]):
+        out = g.node(op, [out, part], f"{name}_sum_{i}" if op == "Add" else f"{name}_max_{i}")
+    return out
+
+
 def build_musicnn(t: dict[str, np.ndarray], *, name: str = "musicnn", doc: str = "") -> onnx.ModelProto:
-    """The ONNX model of musicnn from its checkpoint tensors (names as in the checkpoint)."""
+    """The ONNX model of musicnn from its checkpoint tensors (names as in the checkpoint).
+
+    Inputs: ``mel`` (T, 96), the log-mel frames of a whole piece (T >= 187), and ``starts``
+    (P,) int64, the first frame of each 3 s window to tag (0 <= start <= T - 187). Outputs:
+    ``tags`` (P, 50) and ``embedding`` (P, 200), one row per window.
+
+    The front-end and mid-end are convolutions along time, so they run once over all T frames
+    and each window only pools its 187 frames (a sparse table of maxima and sums gives each
+    window's max and mean in a few ops). Fed one 187-frame patch with ``starts = [0]`` this is
+    exactly musicnn on that patch; over a longer piece a window sees its real neighbours where
+    musicnn's lone patch sees zero padding (the first and last 3 frames, and the reach of the
+    temporal filters).
+    """
     shapes = expected_shapes()
     for key, shape in shapes.items():
         if key not in t:
@@ -193,14 +262,14 @@ def build_musicnn(t: dict[str, np.ndarray], *, name: str = "musicnn", doc: str =
     # front-end
     s0, t0 = _bn(t, "batch_normalization")
     x = g.affine("mel", s0, t0, "batch_normalization", ())
-    x = g.node("Unsqueeze", [x, g.const("axis1", np.array([1]), np.int64)], "mel_nchw")  # (N, 1, T, F)
+    x = g.node("Unsqueeze", [x, g.const("axes01", np.array([0, 1]), np.int64)], "mel_nchw")  # (1, 1, T, F)
     features = []
     for conv, norm, (kh, _kw) in TIMBRAL:
         features.append(_frontend_block(g, x, t, conv, norm, [kh // 2, 0, kh // 2, 0]))
     for conv, norm, (kh, _kw) in TEMPORAL:
-        top, bottom = _same_pads(N_FRAMES, kh, 1)
+        top, bottom = _same_pads(N_FRAMES, kh, 1)  # stride 1: the same for any length
         features.append(_frontend_block(g, x, t, conv, norm, [top, 0, bottom, 0]))
-    frontend = g.node("Concat", features, "frontend", axis=1)  # (N, 561, T)
+    frontend = g.node("Concat", features, "frontend", axis=1)  # (1, 561, T)
 
     # mid-end
     layers = [frontend]
@@ -214,12 +283,16 @@ def build_musicnn(t: dict[str, np.ndarray], *, name: str = "musicnn", doc: str =
         if i > 0:  # residual connections of conv layers 2 and 3
             y = g.node("Add", [y, layers[-1]], conv + "_residual")
         layers.append(y)
-    midend = g.node("Concat", layers, "midend", axis=1)  # (N, 753, T)
+    midend = g.node("Concat", layers, "midend_batch", axis=1)  # (1, 753, T)
+    midend = g.node("Squeeze", [midend, g.const("axis0", np.array([0]), np.int64)], "midend")  # (753, T)
 
-    # back-end
-    pooled = g.node("Concat", [g.node("ReduceMax", [midend], "max_pool", axes=[2], keepdims=0),
-                               g.node("ReduceMean", [midend], "mean_pool", axes=[2], keepdims=0)],
-                    "pooled", axis=1)  # (N, 2 * 753): [max..., mean...]
+    # back-end: max and mean over each window's 187 frames
+    win_max = _windowed(g, _window_levels(g, midend, "Max", "runmax"), "starts", "Max", "win_max")
+    win_sum = _windowed(g, _window_levels(g, midend, "Add", "runsum"), "starts", "Add", "win_sum")
+    win_mean = g.node("Mul", [win_sum, g.const("inv_frames", np.array(1.0 / N_FRAMES))], "win_mean")
+    g.node("Transpose", [win_max], "max_pool", perm=[1, 0])  # (P, 753)
+    g.node("Transpose", [win_mean], "mean_pool", perm=[1, 0])
+    pooled = g.node("Concat", ["max_pool", "mean_pool"], "pooled", axis=1)  # (P, 2 * 753): [max..., mean...]
     order = np.arange(2 * POOL_FEATURES).reshape(POOL_FEATURES, 2).T.reshape(-1)  # graph j*753+f <- TF 2f+j
     scale, shift = _bn(t, "batch_normalization_9")
     kernel = t["dense/kernel"].astype(np.float64)
@@ -236,9 +309,11 @@ def build_musicnn(t: dict[str, np.ndarray], *, name: str = "musicnn", doc: str =
     g.node("Sigmoid", [logits], "tags")
 
     graph = helper.make_graph(
-        g.nodes, name, [helper.make_tensor_value_info("mel", TensorProto.FLOAT, ["N", N_FRAMES, N_MELS])],
-        [helper.make_tensor_value_info("tags", TensorProto.FLOAT, ["N", N_TAGS]),
-         helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", EMBEDDING])],
+        g.nodes, name,
+        [helper.make_tensor_value_info("mel", TensorProto.FLOAT, ["T", N_MELS]),
+         helper.make_tensor_value_info("starts", TensorProto.INT64, ["P"])],
+        [helper.make_tensor_value_info("tags", TensorProto.FLOAT, ["P", N_TAGS]),
+         helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["P", EMBEDDING])],
         initializer=g.initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="moodsic-live", doc_string=doc)
@@ -247,8 +322,32 @@ def build_musicnn(t: dict[str, np.ndarray], *, name: str = "musicnn", doc: str =
     return model
 
 
+def read_checkpoint(prefix: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The tensors of the checkpoint at ``prefix`` (a folder for musicnn's own) that the graph uses."""
+    return read_bundle(prefix, list(expected_shapes()))
+
+
 def convert_musicnn_checkpoint(prefix: str | os.PathLike, *, name: str = "musicnn",
                                doc: str = "") -> onnx.ModelProto:
-    """Read the checkpoint at ``prefix`` (a folder for musicnn's own) and build its ONNX model."""
-    tensors = read_bundle(prefix, list(expected_shapes()))
-    return build_musicnn(tensors, name=name, doc=doc)
+    """Read the checkpoint at ``prefix`` and build its ONNX model."""
+    return build_musicnn(read_checkpoint(prefix), name=name, doc=doc)
+
+
+def tag_baseline(t: dict[str, np.ndarray]) -> dict[str, list[float]]:
+    """Each tag's logit over the music the model was trained on: mean and spread, from the weights.
+
+    The embedding is the output of a batch normalisation (``batch_normalization_10``), so over
+    the training data each of its units has mean ``beta`` and standard deviation ``|gamma|``
+    (the moving statistics make this exact for the mean). The logits are linear in it:
+    ``logit = W^T e + b``, so their training-set mean is ``W^T beta + b`` exactly, and their
+    spread, taking the units as uncorrelated, ``sqrt(sum_j W_j^2 gamma_j^2)``. A tag's
+    ``(logit - mean) / spread`` then says how much more (or less) a sound is like that tag
+    than music in general, without any data of ours.
+    """
+    w = t["dense_1/kernel"].astype(np.float64)  # (200, 50)
+    beta = t["batch_normalization_10/beta"].astype(np.float64)
+    gamma = t["batch_normalization_10/gamma"].astype(np.float64)
+    mean = beta @ w + t["dense_1/bias"].astype(np.float64)
+    std = np.sqrt((gamma[:, None] ** 2 * w ** 2).sum(axis=0))
+    return {"mean": [round(float(x), 6) for x in mean], "std": [round(float(x), 6) for x in std],
+            "how": "training-set logit mean W^T beta + b and spread sqrt(sum W^2 gamma^2) of the last layer"}

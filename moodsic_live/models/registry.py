@@ -92,21 +92,25 @@ def _scene_manifest() -> dict:
     }
 
 
-def _musicnn_manifest(name: str, folder: str, labels: list[str], data: str, members: list[str]) -> dict:
+def _musicnn_manifest(name: str, folder: str, labels: list[str], data: str, members: list[str],
+                      baseline: dict[str, list[float]]) -> dict:
     f = musicnn_onnx.FRONTEND
     return {
         "format": MUSIC_FORMAT, "name": name, "expert": "music",
-        "input": {"name": "mel", "layout": "NTF", "shape": [f["frames"], f["n_mels"]],
+        "input": {"name": "mel", "layout": "TF", "shape": ["T", f["n_mels"]],
                   "frontend": {"sample_rate": f["sr"], "mono": True, "n_fft": f["n_fft"], "hop_length": f["hop"],
                                "window": "hann", "center": True, "pad_mode": "constant", "power": 2.0,
                                "n_mels": f["n_mels"], "fmin": 0.0, "fmax": f["sr"] / 2, "htk": False,
                                "mel_norm": "slaney", "frames_per_patch": f["frames"],
-                               "patching": "non-overlapping patches of 187 frames, a trailing partial one dropped",
                                "mel": "librosa.feature.melspectrogram(y, sr=16000, n_fft=512, hop_length=256, "
                                       "n_mels=96).T: (frames, mels)",
                                "cast_before_log": "float16",
-                               "compression": "log10(10000 * x + 1)"}},
-        "outputs": {"tags": {"name": "tags", "sigmoid": True, "labels": list(labels)},
+                               "compression": "log10(10000 * x + 1)"},
+                  "windows": {"name": "starts", "dtype": "int64", "frames": f["frames"],
+                              "meaning": "first frame of each 3 s window to tag (0 <= start <= T - 187); "
+                                         "one 187-frame patch with starts [0] is musicnn's own patch"}},
+        "outputs": {"tags": {"name": "tags", "sigmoid": True, "labels": list(labels),
+                             "baseline_logit": baseline},
                     "embedding": {"name": "embedding", "size": musicnn_onnx.EMBEDDING,
                                   "layer": "penultimate (batch-normalised dense, musicnn's 'penultimate')"}},
         "source": (f"PyPI wheel {MUSICNN.requirement} ({MUSICNN.license}), musicnn/{folder}: musicnn trained on "
@@ -192,15 +196,17 @@ def _build_musicnn(name: str, path: Path, cache_dir: Path, wheel: Path | None, f
     config = musicnn_onnx.read_configuration(files[2])
     # Converting takes well under a second, so like the scene graph the model is always made and
     # its bytes decide whether the file on disk is up to date: a changed converter rebuilds it too.
-    model = musicnn_onnx.convert_musicnn_checkpoint(files[0].parent, name=folder,
-                                                    doc=f"musicnn {folder} from the musicnn wheel; see manifest")
+    tensors = musicnn_onnx.read_checkpoint(files[0].parent)
+    model = musicnn_onnx.build_musicnn(tensors, name=folder,
+                                       doc=f"musicnn {folder} from the musicnn wheel; see manifest")
     digest = hashlib.sha256(model.SerializeToString())
     digest.update(sha256_file(files[2]).encode())  # the tag names come from configuration.py
     source_sha = digest.hexdigest()
     if not force and _up_to_date(path, source_sha):
         return "up to date"
     say(f"music tagger {name}: writing the ONNX graph converted from the TensorFlow checkpoint")
-    _save(model, path, _musicnn_manifest(name, folder, config[label_key], data, members), source_sha)
+    _save(model, path, _musicnn_manifest(name, folder, config[label_key], data, members,
+                                     musicnn_onnx.tag_baseline(tensors)), source_sha)
     return "built"
 
 

@@ -1,0 +1,159 @@
+"""The music expert: musicnn's two taggers (ONNX) over a piece, one row of tags per 0.5 s step.
+
+The input is musicnn's own front-end, with librosa: 16 kHz mono, a 96-band mel power
+spectrogram (FFT 512, hop 256), rounded to float16 and compressed as ``log10(10000 x + 1)``
+(see ``tools/musicnn_architecture.md``). Each 0.5 s step of the 2 Hz library series gets the
+tags of the 3 s window (187 frames) centred on the middle of the step, shifted inside the
+piece at its ends; a piece shorter than 3 s is padded with silence.
+
+The network's convolutions run once over the whole piece and every window only pools its
+frames (see :func:`moodsic_live.models.musicnn_onnx.build_musicnn`), so six overlapping
+windows per 3 s cost about what musicnn's own non-overlapping patches cost. Long pieces go
+through in chunks that overlap by more than the network's reach (73 frames), so chunking
+changes nothing.
+
+The models are built by ``moodsic-live models build``; this module only reads them and never
+downloads anything.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from moodsic_live.errors import ModelError
+from moodsic_live.library.model import SERIES_HZ
+from moodsic_live.library.tag_va import TagMeaning, tags_to_va, top_tags
+
+SAMPLE_RATE = 16000
+N_FFT = 512
+HOP = 256
+N_MELS = 96
+PATCH = 187                       # frames in musicnn's 3 s patch
+REACH = 80                        # > the 73 frames a window's outputs can see beyond it
+CHUNK_FRAMES = 4096               # frames of windows per run (~65 s): bounds the conv maps' memory
+TAGGERS = ("music_musicnn_msd", "music_musicnn_mtt")
+MUSIC_FORMAT = "moodsic-music-tagger/1"
+TAGGER_VERSION = 1                # of this front-end and windowing: part of the tag cache key
+FIX = "run `moodsic-live models build` (or use --music-model features)"
+FIX_FORCE = "run `moodsic-live models build --force` (or use --music-model features)"
+
+
+@dataclass(frozen=True)
+class TagSeries:
+    """Tag probabilities per 0.5 s step: ``probs[name]`` is (n_steps, 50) for each tagger."""
+
+    probs: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(next(iter(self.probs.values())))
+
+
+def resample_for_tagger(decoded) -> np.ndarray:
+    """A decoded file (:class:`moodsic_live.library.features.Decoded`) at 16 kHz, resampled as
+    ``librosa.load(path, sr=16000)`` does in musicnn (soxr HQ): the same samples, bit for bit."""
+    return decoded.at(SAMPLE_RATE, quality="HQ")
+
+
+def log_mel(y: np.ndarray) -> np.ndarray:
+    """musicnn's input for mono 16 kHz audio: (frames, 96) float32."""
+    import librosa
+
+    mel = librosa.feature.melspectrogram(y=np.asarray(y, np.float32), sr=SAMPLE_RATE, hop_length=HOP,
+                                         n_fft=N_FFT, n_mels=N_MELS).T
+    # musicnn rounds the power to float16 before the log; numpy 1.x then computes in float32.
+    return np.log10(10000.0 * mel.astype(np.float16).astype(np.float32) + 1.0).astype(np.float32)
+
+
+def window_starts(n_frames: int, n_steps: int) -> np.ndarray:
+    """First frame of the 187-frame window centred on each 0.5 s step's middle, kept inside."""
+    fps = SAMPLE_RATE / HOP
+    centres = (np.arange(n_steps) + 0.5) / SERIES_HZ * fps
+    starts = np.round(centres - PATCH / 2).astype(np.int64)
+    return np.clip(starts, 0, max(n_frames - PATCH, 0))
+
+
+def read_manifests(models_dir: Path) -> tuple[dict[str, TagMeaning], str]:
+    """Each tagger's tag meanings, and a fingerprint of the model files (for caches)."""
+    meanings: dict[str, TagMeaning] = {}
+    fingerprint = ""
+    for name in TAGGERS:
+        path = Path(models_dir) / f"{name}.onnx"
+        manifest = path.with_suffix(".json")
+        if not path.is_file():
+            raise ModelError(f"music tagger {path} is missing; {FIX}")
+        try:
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+            if data.get("format") != MUSIC_FORMAT:
+                raise ValueError(f"format {data.get('format')!r}")
+            tags = data["outputs"]["tags"]
+            meanings[name] = TagMeaning.of(list(tags["labels"]), tags["baseline_logit"]["mean"])
+            fingerprint += str(data["build"]["sha256"])[:6]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelError(f"music tagger manifest {manifest} is unusable ({exc}); {FIX_FORCE}") from None
+    return meanings, fingerprint
+
+
+def tag_sets(series: TagSeries, meanings: dict[str, TagMeaning]) -> list[tuple[np.ndarray, TagMeaning]]:
+    return [(series.probs[name], meanings[name]) for name in TAGGERS]
+
+
+def tag_va(series: TagSeries, meanings: dict[str, TagMeaning]) -> np.ndarray:
+    """(n, 4): valence, arousal and their trusts per step, from the tags' meanings."""
+    return tags_to_va(tag_sets(series, meanings))
+
+
+def describe(series: TagSeries, meanings: dict[str, TagMeaning], n: int = 3) -> list[str]:
+    """A piece's top tags ("mellow, acoustic, female vocalists")."""
+    return top_tags(tag_sets(series, meanings), n)
+
+
+class MusicTagger:
+    """Both musicnn taggers, with their tag names and baselines, on the CPU.
+
+    Raises :class:`ModelError` (one line, with the fix) when a model is missing or unusable.
+    """
+
+    def __init__(self, models_dir: Path, threads: int = 1):
+        import onnxruntime as ort
+
+        self.meanings, self.fingerprint = read_manifests(models_dir)
+        self.sessions = {}
+        for name in TAGGERS:
+            path = Path(models_dir) / f"{name}.onnx"
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+            opts.log_severity_level = 3
+            try:
+                self.sessions[name] = ort.InferenceSession(str(path), sess_options=opts,
+                                                           providers=["CPUExecutionProvider"])
+            except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf classes
+                raise ModelError(f"music tagger {path} cannot be loaded "
+                                 f"({str(exc).splitlines()[0][:120]}); {FIX_FORCE}") from None
+
+    def tag_mel(self, mel: np.ndarray, starts: np.ndarray) -> dict[str, np.ndarray]:
+        """Tag probabilities of the windows at ``starts`` of log-mel frames ``mel``."""
+        if len(mel) < PATCH:  # shorter than 3 s: pad with silence (log10(1) = 0)
+            mel = np.concatenate([mel, np.zeros((PATCH - len(mel), N_MELS), np.float32)])
+        out = {name: np.zeros((len(starts), 50), np.float32) for name in self.sessions}
+        a = 0
+        while a < len(starts):  # starts are sorted: a chunk is a run of windows within CHUNK_FRAMES
+            b = a + int(np.searchsorted(starts[a:], starts[a] + CHUNK_FRAMES - PATCH, side="right"))
+            part = starts[a:b]
+            lo = max(int(part[0]) - REACH, 0)
+            hi = min(int(part[-1]) + PATCH + REACH, len(mel))
+            feed = {"mel": np.ascontiguousarray(mel[lo:hi]), "starts": (part - lo).astype(np.int64)}
+            for name, session in self.sessions.items():
+                out[name][a:b] = session.run(["tags"], feed)[0]
+            a = b
+        return out
+
+    def tag(self, y16k: np.ndarray, n_steps: int) -> TagSeries:
+        """Tags of each 0.5 s step of mono 16 kHz audio."""
+        mel = log_mel(y16k)
+        return TagSeries(self.tag_mel(mel, window_starts(len(mel), n_steps)))
+
