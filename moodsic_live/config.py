@@ -110,11 +110,38 @@ class MatchConfig:
 
 
 @dataclass
+class StabiliseConfig:
+    # EMA time constant (s): the weight of a new estimate is 1 - exp(-dt / tau) for the real time
+    # dt since the previous one, so 5 Hz and 30 Hz input give the same smoothing.
+    time_constant_s: float = 4.0
+    # Uncertainty gate per dimension, on the fused variance: above gate_close the stable value
+    # is held; it reopens only below gate_open (hysteresis), then glides back over glide_s.
+    # Measured fused variances: a face in view 0.03-0.12, the scene alone (no face: a cafe's
+    # ambient camera) 0.17-0.24, no information (the uniform prior) 1/3. The gate holds only
+    # estimates near "no information", so a room without faces still moves the music.
+    gate_close_var: float = 0.30
+    gate_open_var: float = 0.26
+    glide_s: float = 2.0
+
+
+@dataclass
+class PlayConfig:
+    crossfade_s: float = 4.0              # equal-power crossfade between choices (0..12)
+    volume: float = 0.8                   # master gain 0..1
+    fade_out_s: float = 1.0               # master fade-out on stop
+    device: str = ""                      # PortAudio output device name or index; "" = default
+    block_frames: int = 0                 # frames per callback; 0 = let PortAudio choose
+    preload_s: float = 40.0               # audio decoded ahead of the play position
+
+
+@dataclass
 class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     perceive: PerceiveConfig = field(default_factory=PerceiveConfig)
     library: LibraryConfig = field(default_factory=LibraryConfig)
     match: MatchConfig = field(default_factory=MatchConfig)
+    stabilise: StabiliseConfig = field(default_factory=StabiliseConfig)
+    play: PlayConfig = field(default_factory=PlayConfig)
 
 
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
