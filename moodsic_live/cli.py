@@ -22,6 +22,8 @@ from moodsic_live.errors import MoodsicError
 # MediaPipe's and TFLite's C++ logging would otherwise print INFO lines for every graph.
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# FFmpeg inside OpenCV prints its own lines for damaged videos; ours say it once, plainly.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 log = logging.getLogger("moodsic_live")
 
@@ -65,6 +67,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--fps", type=float, help="video sampling rate (default 5)")
+
+    p = sub.add_parser("analyze", help="a soundtrack plan (and audio) for a video file",
+                       description="Offline: perceive -> stabilise -> match over a video file; writes the plan "
+                                   "(emotion per sample, music cues, metrics) as JSON, and optionally the "
+                                   "soundtrack audio (exactly the video's length) and the video with it.")
+    _common(p)
+    _perceive_flags(p)
+    p.add_argument("video", type=Path, metavar="VIDEO")
+    p.add_argument("--out", type=Path, required=True, help="plan.json to write")
+    p.add_argument("--render", type=Path, metavar="AUDIO", help="also render the soundtrack (.wav or .flac)")
+    p.add_argument("--mux", type=Path, metavar="OUT.mp4", help="also write the video with the soundtrack (ffmpeg)")
+    p.add_argument("--fps", type=float, help="video sampling rate (default 5)")
+    p.add_argument("--library", help="music library name (default: the configured or newest one, else the demo)")
+    p.add_argument("--crossfade", type=float, help="crossfade seconds (0..12, default 4)")
 
     models = sub.add_parser("models", help="build or list the ONNX experts")
     msub = models.add_subparsers(dest="models_command", required=True)
@@ -153,6 +169,49 @@ def cmd_perceive(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from moodsic_live.engine.render import mux, render_soundtrack
+    from moodsic_live.engine.soundtrack import plan_soundtrack, video_info
+    from moodsic_live.library.builder import open_library
+
+    config = _config(args)
+    if args.crossfade is not None:
+        if not 0.0 <= args.crossfade <= 12.0:
+            raise MoodsicError(f"--crossfade must be between 0 and 12 s, got {args.crossfade:g}")
+        config.play.crossfade_s = args.crossfade
+    if args.mux is not None and args.render is None:
+        raise MoodsicError("--mux needs --render AUDIO (the soundtrack to put into the video)")
+    video_info(args.video)  # a video that cannot be opened fails before anything loads
+    library = open_library(config, args.library, say=_say)
+    perceiver = _perceiver(config)
+    try:
+        plan = plan_soundtrack(args.video, library, config, perceiver, config.perceive.video_fps, say=_say)
+    finally:
+        perceiver.close()
+    _write_json(args.out, plan.to_json())
+    _say(f"plan: {args.out} ({len(plan.emotion)} samples, {len(plan.music)} music cues over "
+         f"{plan.video['duration']:.1f} s)")
+    if args.render is not None:
+        report = render_soundtrack(plan, args.render, config.play, say=_say)
+        _say(f"soundtrack: {args.render} ({report.frames / report.sample_rate:.2f} s at {report.sample_rate} Hz, "
+             f"rendered {report.speed:.0f}x real time)")
+    if args.mux is not None:
+        mux(args.video, args.render, args.mux)
+        _say(f"video with soundtrack: {args.mux}")
+    return 0
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Write ``data`` atomically (temp file + rename): an existing file survives a failure."""
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(data) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise MoodsicError(f"cannot write {path} ({exc.strerror}); choose a writable path with --out") from None
+
+
 def _emit(args, perception, path: Path, video: bool) -> None:
     if args.json:
         print(json.dumps(perception.to_json(str(path), video)), flush=True)
@@ -238,7 +297,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 1 if any("error" in r for r in records) else 0
 
 
-COMMANDS = ("gui", "demo", "perceive", "models", "library", "audio-va", "match")
+COMMANDS = ("gui", "demo", "perceive", "analyze", "models", "library", "audio-va", "match")
 _VALUE_OPTIONS = ("--config", "--models-dir", "--cache-dir")
 
 
@@ -268,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_perceive(args)
         if command == "models":
             return cmd_models(args)
+        if command == "analyze":
+            return cmd_analyze(args)
         if command in ("library", "audio-va", "match"):
             from moodsic_live import cli_music
 
