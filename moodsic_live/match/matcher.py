@@ -45,7 +45,7 @@ from moodsic_live.match.index import EMPTY_LIBRARY, SegmentIndex
 from moodsic_live.match.moods import MoodClusters
 from moodsic_live.perceive.estimate import VA
 
-Reason = Literal["start", "better", "ending", "hold"]
+Reason = Literal["start", "better", "ending", "hold", "skip"]
 DWELL_RANGE = (20.0, 30.0)
 # regulate goals in the estimate space (valence, arousal)
 GOALS: dict[str, tuple[float, float]] = {
@@ -301,19 +301,36 @@ class Matcher:
 
     # -- the rule ----------------------------------------------------------------------------
 
-    def update(self, now: float, estimate: VA) -> MatchDecision:
-        """The decision at clock time ``now`` (seconds, non-decreasing) for ``estimate``.
-        A non-finite estimate value counts as neutral (0)."""
-        cfg = self.config
+    def _target(self, now: float, estimate: VA) -> tuple[tuple[float, float], int | None]:
+        """The mode's target for ``estimate`` in the library's space, and its mood cluster."""
         ev, ea = _finite(estimate.valence), _finite(estimate.arousal)
         if self._regulate_since is None:
             self._regulate_since = float(now)
-        tv, ta = mode_target(cfg, ev, ea, now - self._regulate_since)
+        tv, ta = mode_target(self.config, ev, ea, now - self._regulate_since)
         lv, la = self.aligner(tv, ta)
         target = (float(lv), float(la))
         target_label = None
         if self.clusters is not None:
             target_label = int(self.clusters.predict(np.array([target]))[0])
+        return target, target_label
+
+    def skip(self, now: float, estimate: VA) -> MatchDecision:
+        """Switch now, whatever the dwell, to the best choice in another song: the playing one could
+        not be decoded or ran out before the matcher's own ending rule. A one-song library restarts."""
+        p = self._playing
+        if p is None:
+            return self.update(now, estimate)
+        target, target_label = self._target(now, estimate)
+        best = self._choose(target, target_label, "better", p.track, p.position(now))
+        if best is None:
+            best = self._choose(target, target_label, "ending", p.track, p.position(now))
+        return self._switch(now, best[0], "skip", target, estimate)  # type: ignore[index]
+
+    def update(self, now: float, estimate: VA) -> MatchDecision:
+        """The decision at clock time ``now`` (seconds, non-decreasing) for ``estimate``.
+        A non-finite estimate value counts as neutral (0)."""
+        cfg = self.config
+        target, target_label = self._target(now, estimate)
 
         p = self._playing
         if p is None:
