@@ -167,3 +167,33 @@ def test_a_truncated_video_is_planned_as_far_as_it_can_be_read(mood_video, small
     print(f"\ntruncated AVI: {plan.video}; said {said}")
     assert plan.video.get("truncated") and 10 < plan.video["duration"] < 30 and "could only be read" in said[0]
     assert plan.emotion and plan.music and plan.music[-1].end == pytest.approx(plan.video["duration"])
+
+
+def test_live_engine_runs_a_video_source_into_a_file_and_stops_cleanly(mood_video, small_library, tmp_path):
+    """The whole live loop, headless: video in (real time), music out to a WAV written at real-time pace."""
+    import threading
+    import time
+
+    from moodsic_live.capture.source import parse_source
+    from moodsic_live.engine.live import LiveEngine
+    from moodsic_live.play.player import paced_file_output
+
+    path, _ = mood_video
+    library, config = small_library
+    out = tmp_path / "live.wav"
+    said = []
+    engine = LiveEngine(config, library, parse_source(str(path)), paced_file_output(out, config.play), said.append)
+    engine.start()
+    time.sleep(8.0)
+    status = engine.status
+    t0 = time.monotonic()
+    assert engine.stop()
+    stop_s = time.monotonic() - t0
+    names = {t.name for t in threading.enumerate()}
+    print(f"\nlive: {status.line()}; stopped in {stop_s:.2f} s; said {said}")
+    assert stop_s < 1.5 and not names & {"capture", "perceive", "stabilise-match"}
+    assert status.stable is not None and status.faces == 1 and status.playing
+    m = engine.metrics.to_dict()
+    assert m["updates"] >= 10 and m["switches"]["count"] == 1  # one choice, held (dwell 25 s)
+    info = sf.info(str(out))
+    assert 6.0 < info.duration < 10.0
