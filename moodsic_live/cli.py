@@ -68,6 +68,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--fps", type=float, help="video sampling rate (default 5)")
 
+    p = sub.add_parser("run", help="the live loop: camera in, music out",
+                       description="The live loop (perceive -> stabilise -> match -> play) without a window: "
+                                   "prints a status line per second and the run's metrics at the end.")
+    _common(p)
+    _perceive_flags(p)
+    p.add_argument("--headless", action="store_true", help="no window (the only mode until the GUI lands)")
+    p.add_argument("--source", default="demo",
+                   help="camera index (0, 1, ...), a video file, an rtsp/http stream URL, or demo (default)")
+    p.add_argument("--loop", action="store_true", help="loop a video file source")
+    p.add_argument("--library", help="music library name (default: the configured or newest one, else the demo)")
+    p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: until Ctrl+C)")
+    p.add_argument("--output", default="device",
+                   help="device (default: the sound card) or FILE.wav/.flac (the live mix, written in real time)")
+    p.add_argument("--device", help="PortAudio output device name or index")
+    p.add_argument("--crossfade", type=float, help="crossfade seconds (0..12, default 4)")
+    p.add_argument("--json", action="store_true", help="status and metrics as JSON lines")
+
     p = sub.add_parser("analyze", help="a soundtrack plan (and audio) for a video file",
                        description="Offline: perceive -> stabilise -> match over a video file; writes the plan "
                                    "(emotion per sample, music cues, metrics) as JSON, and optionally the "
@@ -169,16 +186,93 @@ def cmd_perceive(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from moodsic_live.capture.source import parse_source
+    from moodsic_live.engine.live import LiveEngine
+    from moodsic_live.library.builder import open_library
+    from moodsic_live.play.player import device_output, paced_file_output
+
+    config = _config(args)
+    _apply_crossfade(args, config)
+    if args.device:
+        config.play.device = args.device
+    spec = parse_source(args.source, loop=args.loop)
+    library = open_library(config, args.library, say=_say)
+    if args.output == "device":
+        output = device_output(config.play)  # no sound card: one line naming the fix (--output FILE.wav)
+    else:
+        output = paced_file_output(Path(args.output), config.play)
+    engine = LiveEngine(config, library, spec, output, say=_say)
+    engine.start()
+    _say(f"source: {spec.label}; music: library {library.name!r} ({len(library.tracks)} tracks) -> "
+         f"{output.description}")
+    started = time.monotonic()
+    try:
+        while engine.running:
+            time.sleep(1.0 - (time.monotonic() - started) % 1.0)
+            status = engine.status
+            if status is not None:
+                print(json.dumps({"status": _status_json(status)}) if args.json else status.line(), flush=True)
+            if args.duration and time.monotonic() - started >= args.duration:
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        clean = engine.stop()
+    metrics = engine.metrics.to_dict()
+    metrics["dropped_frames"] = engine.worker.stats.dropped_frames
+    metrics["underflows"] = engine.player.underflows if engine.player else 0
+    if args.json:
+        print(json.dumps({"metrics": metrics}), flush=True)
+    else:
+        print(_metrics_text(metrics), flush=True)
+    if not clean:
+        _say("a thread did not stop within a second")
+    for err in engine.errors:
+        _say(f"error during the run: {err}")
+    return 0
+
+
+def _status_json(s) -> dict:
+    out = {"t": round(s.t, 2), "faces": s.faces, "mood": s.mood, "playing": s.playing,
+           "dwell_left": round(s.dwell_left, 1), "capture": s.capture, "dropped_frames": s.dropped_frames,
+           "underflows": s.underflows}
+    if s.stable is not None:
+        out.update(s.stable.as_dict())
+    return out
+
+
+def _metrics_text(m: dict) -> str:
+    j = m["jitter"]
+    dwell = m["dwell_s"]
+    lines = [f"run: {m['updates']} estimates over {m['duration_s'] or 0:.0f} s ({m['rate_hz'] or 0:.1f} Hz), "
+             f"{m['dropped_frames']} late frames dropped, {m['underflows']} audio underflows"]
+    for d in ("valence", "arousal"):
+        lines.append(f"  {d}: jitter raw {j[d]['raw'] or 0:.4f} -> stable {j[d]['stable'] or 0:.4f} "
+                     f"({j[d]['reduction_pct'] or 0:.0f} % less), held by the gate {100 * (m['gating_share'][d] or 0):.0f} %")
+    changes = max(m["switches"]["count"] - 1, 0)
+    minutes = (m["duration_s"] or 0) / 60
+    lines.append(f"  music: {m['switches']['count']} songs, {changes} changes"
+                 + (f" ({changes / minutes:.2f} per minute)" if minutes > 0 else "")
+                 + (f", dwell min/median/max {dwell['min']:.0f}/{dwell['median']:.0f}/{dwell['max']:.0f} s"
+                    if dwell.get("count") else ""))
+    return "\n".join(lines)
+
+
+def _apply_crossfade(args, config) -> None:
+    if getattr(args, "crossfade", None) is not None:
+        if not 0.0 <= args.crossfade <= 12.0:
+            raise MoodsicError(f"--crossfade must be between 0 and 12 s, got {args.crossfade:g}")
+        config.play.crossfade_s = args.crossfade
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     from moodsic_live.engine.render import mux, render_soundtrack
     from moodsic_live.engine.soundtrack import plan_soundtrack, video_info
     from moodsic_live.library.builder import open_library
 
     config = _config(args)
-    if args.crossfade is not None:
-        if not 0.0 <= args.crossfade <= 12.0:
-            raise MoodsicError(f"--crossfade must be between 0 and 12 s, got {args.crossfade:g}")
-        config.play.crossfade_s = args.crossfade
+    _apply_crossfade(args, config)
     if args.mux is not None and args.render is None:
         raise MoodsicError("--mux needs --render AUDIO (the soundtrack to put into the video)")
     video_info(args.video)  # a video that cannot be opened fails before anything loads
@@ -297,7 +391,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 1 if any("error" in r for r in records) else 0
 
 
-COMMANDS = ("gui", "demo", "perceive", "analyze", "models", "library", "audio-va", "match")
+COMMANDS = ("gui", "demo", "run", "perceive", "analyze", "models", "library", "audio-va", "match")
 _VALUE_OPTIONS = ("--config", "--models-dir", "--cache-dir")
 
 
@@ -329,6 +423,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_models(args)
         if command == "analyze":
             return cmd_analyze(args)
+        if command == "run":
+            return cmd_run(args)
         if command in ("library", "audio-va", "match"):
             from moodsic_live import cli_music
 

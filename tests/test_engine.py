@@ -197,3 +197,26 @@ def test_live_engine_runs_a_video_source_into_a_file_and_stops_cleanly(mood_vide
     assert m["updates"] >= 10 and m["switches"]["count"] == 1  # one choice, held (dwell 25 s)
     info = sf.info(str(out))
     assert 6.0 < info.duration < 10.0
+
+
+def test_run_headless_cli_prints_status_and_metrics(mood_video, small_library, tmp_path):
+    import json
+
+    from conftest import run_cli, write_config
+
+    path, _ = mood_video
+    _, config = small_library
+    cfg = write_config(tmp_path / "c.toml", config)
+    out = tmp_path / "live.wav"
+    r = run_cli("run", "--headless", "--source", str(path), "--library", "songs", "--duration", "5",
+                "--output", str(out), "--json", "--config", str(cfg))
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    statuses = [x["status"] for x in lines if "status" in x]
+    assert len(statuses) >= 3 and statuses[-1]["playing"] and statuses[-1]["capture"] == "running"
+    assert {"valence", "arousal", "dwell_left", "mood"} <= set(statuses[-1])
+    metrics = lines[-1]["metrics"]
+    assert metrics["updates"] > 5 and metrics["switches"]["count"] == 1 and "jitter" in metrics
+    assert sf.info(str(out)).duration > 3
+    bad = run_cli("run", "--headless", "--source", str(tmp_path / "missing.mp4"), "--config", str(cfg))
+    assert bad.returncode == 2 and "missing.mp4 does not exist" in bad.stderr and "Traceback" not in bad.stderr
