@@ -201,6 +201,18 @@ def test_sixty_seconds_of_crossfades_on_a_real_time_device(jack_device, tmp_path
 
     assert [e.kind for e in events] == ["started"] * 4, events
     assert seen == ["song0", "song1", "song2", "song3"]
+    assert output.underflows == player.underflows == stats.underflows
+    assert stats.errors == 0
+    assert clean and player.mixer.finished
+    assert close_s < 1.0
+    assert not output.active
+    assert app_threads() - before == set()
+    if stolen_s > 0.05 * wall:
+        # The hypervisor took more than 5 % of the CPU during the minute (one CI run: 22 s of 60):
+        # the JACK dummy driver itself then falls behind real time, so timing results say nothing
+        # about our callback. The functional checks above still ran.
+        pytest.skip(f"real-time checks not meaningful: the hypervisor took {stolen_s:.1f} s of CPU in {wall:.0f} s "
+                    f"({stats.underflows} underflows)")
     # Zero underflows, except those the machine itself explains: JACK reports every xrun of the
     # graph (a late driver wake-up too) as an underflow to every client, and on a VM whose
     # hypervisor takes CPU away (steal) even a C client (jack_simple_client) gets them. Where
@@ -210,14 +222,9 @@ def test_sixty_seconds_of_crossfades_on_a_real_time_device(jack_device, tmp_path
     # most 2 in 6000 callbacks are tolerated here: a callback that blocked, allocated or read disk
     # would underflow far more often. On a quiet machine this is 0 (see DEVELOPERS.md).
     assert len(unexplained) <= 2, f"underflows at {unexplained} (perf_counter s) with no CPU steal around them"
-    assert output.underflows == player.underflows == stats.underflows
-    assert stats.errors == 0
     # paced by the wall clock: a device running faster or slower than real time would show here
     assert mixer_clock / SR == pytest.approx(wall, rel=0.05)
     assert stats.percentile_of_block(99) < 0.10
-    assert clean and player.mixer.finished
-    assert close_s < 1.0
-    assert not output.active
     assert app_threads() - before == set()
 
 
