@@ -275,11 +275,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     _apply_crossfade(args, config)
     if args.mux is not None and args.render is None:
         raise MoodsicError("--mux needs --render AUDIO (the soundtrack to put into the video)")
-    video_info(args.video)  # a video that cannot be opened fails before anything loads
+    info = video_info(args.video)  # a video that cannot be opened fails before anything loads
     library = open_library(config, args.library, say=_say)
     perceiver = _perceiver(config)
     try:
-        plan = plan_soundtrack(args.video, library, config, perceiver, config.perceive.video_fps, say=_say)
+        plan = plan_soundtrack(args.video, library, config, perceiver, config.perceive.video_fps, say=_say,
+                               info=info)
     finally:
         perceiver.close()
     _write_json(args.out, plan.to_json())

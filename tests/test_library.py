@@ -372,6 +372,9 @@ def test_library_build_folder_cli_with_a_name(messy_folder, tmp_path, lib_config
     assert "skipped:" in r.stdout and "broken.mp3" in r.stdout and "Traceback" not in r.stderr
     info = json.loads(run_cli("library", "info", "--name", "mine", "--json", "--tracks", "--config", cfg).stdout)
     assert info["name"] == "mine" and info["audio"] == 4
+    # library analysis uses the music tagger by default: V/A fused with the tags, top tags kept per track
+    assert info["music_tagger"] and "inverse variance" in info["audio_model"]
+    assert all("top_tags" in t for t in info["tracks"])
     assert [t["id"] for t in info["tracks"]] == ["Rock/deep/nested.wav", "Rock/loud.flac", "mid.mp3", "quiet.ogg"]
     r = run_cli("library", "info", "--name", "other", "--config", cfg)
     assert r.returncode == 2 and "library 'other' does not exist" in r.stderr

@@ -329,6 +329,7 @@ class CaptureThread:
         self._t0 = 0.0
         self._last_t = 0.0
         self._last_delivery: float | None = None
+        self._checked = False  # check() passed: start() need not open the file again
 
     # ------------------------------------------------------------------ any thread
 
@@ -373,12 +374,14 @@ class CaptureThread:
                 raise InputError(f"{path} has no readable video frames")
         finally:
             cap.release()
+        self._checked = True
 
     def start(self) -> None:
         """Check the source (:meth:`check`, may raise :class:`InputError`), then start the thread."""
         if self._thread is not None:
             raise RuntimeError("a CaptureThread can be started only once")
-        self.check()
+        if not self._checked:
+            self.check()
         self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
         self._thread.start()
 

@@ -128,12 +128,13 @@ def video_info(path: Path) -> dict:
 
 
 def plan_soundtrack(video: Path, library: Library, config: Config, perceiver, fps: float = 5.0,
-                    say: Say = lambda s: None) -> SoundtrackPlan:
-    """Perceive, stabilise and match every ``1/fps`` s of ``video``. A video that ends early
-    (truncated or damaged) is planned up to where it could be read, and that is said."""
+                    say: Say = lambda s: None, info: dict | None = None) -> SoundtrackPlan:
+    """Perceive, stabilise and match every ``1/fps`` s of ``video`` (``info``: its :func:`video_info`,
+    when the caller has it already). A video that ends early (truncated or damaged) is planned up to
+    where it could be read, and that is said."""
     from moodsic_live.capture.stills import sample_video
 
-    info = video_info(Path(video))
+    info = dict(info) if info is not None else video_info(Path(video))
     stabiliser = Stabiliser(config.stabilise)
     matcher = matcher_for(library, config)
     metrics = RunMetrics()

@@ -134,10 +134,11 @@ def _cached(path: Path, sha1: str, cache_dir: Path, tagging: Tagging | None) -> 
 def analyse_one(path: Path, sha1: str, cache_dir: Path, tagging: Tagging | None = None) -> Analysed:
     """Features (and tags) of one file, from the cache or computed (and cached). Never raises for
     a bad file: the error is returned so one file never stops a library build."""
-    hit = _cached(path, sha1, cache_dir, tagging)
-    if hit is not None:
-        return hit
     features = load_features(cache_file(cache_dir, sha1))
+    if features is not None:
+        tags = load_tags(tags_cache_file(cache_dir, sha1, tagging.fingerprint)) if tagging else None
+        if tagging is None or tags is not None:
+            return Analysed(path, sha1, features, cached=True, tags=tags)
     try:
         decoded = decode_audio(path)
         if features is None:

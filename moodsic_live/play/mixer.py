@@ -63,6 +63,7 @@ comes, the tail fade above ends the song in silence.
 from __future__ import annotations
 
 import math
+import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -260,6 +261,14 @@ class Mixer:
             raise ValueError(f"fade must not be negative, got {fade}")
         self.reclaim()
         self._inbox.append(StopCommand(at_frame, self._fade_curves(fade)[1]))
+
+    def fade_out_and_wait(self, fade_s: float, deadline: float) -> bool:
+        """:meth:`stop` over ``fade_s``, then wait (control thread, while an output keeps rendering)
+        until :attr:`finished` or the ``time.monotonic()`` ``deadline``. True when the fade completed."""
+        self.stop(fade_s)
+        while not self.finished and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return self.finished
 
     def reclaim(self) -> int:
         """Drop the references the audio thread has finished with (buffers, commands), so their memory

@@ -230,12 +230,7 @@ class DeviceOutput:
             return True
         fade = self.config.fade_out_s if fade_s is None else fade_s
         deadline = time.monotonic() + (fade + 0.5 if timeout_s is None else timeout_s)
-        clean = self.mixer.finished
-        if not clean and self.active:
-            self.mixer.stop(fade)
-            while not self.mixer.finished and time.monotonic() < deadline:
-                time.sleep(0.005)
-            clean = self.mixer.finished
+        clean = self.mixer.finished or (self.active and self.mixer.fade_out_and_wait(fade, deadline))
         self.close()
         return clean
 

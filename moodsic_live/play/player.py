@@ -144,12 +144,8 @@ class PacedFileOutput:
     def stop(self, fade_s: float | None = None, timeout_s: float | None = None) -> bool:
         fade = self.config.fade_out_s if fade_s is None else fade_s
         deadline = time.monotonic() + (fade + 0.5 if timeout_s is None else timeout_s)
-        clean = self.mixer.finished
-        if not clean and self._thread is not None and self._thread.is_alive():
-            self.mixer.stop(fade)
-            while not self.mixer.finished and time.monotonic() < deadline:
-                time.sleep(0.005)
-            clean = self.mixer.finished
+        running = self._thread is not None and self._thread.is_alive()
+        clean = self.mixer.finished or (running and self.mixer.fade_out_and_wait(fade, deadline))
         self.close()
         return clean
 
