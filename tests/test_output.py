@@ -203,8 +203,7 @@ def test_sixty_seconds_of_crossfades_on_a_real_time_device(jack_device, tmp_path
     assert seen == ["song0", "song1", "song2", "song3"]
     assert output.underflows == player.underflows == stats.underflows
     assert stats.errors == 0
-    assert clean and player.mixer.finished
-    assert close_s < 1.0
+    assert close_s < 5.0                      # bounded even when the hypervisor stalls the machine
     assert not output.active
     assert app_threads() - before == set()
     if stolen_s > 0.05 * wall:
@@ -225,7 +224,9 @@ def test_sixty_seconds_of_crossfades_on_a_real_time_device(jack_device, tmp_path
     # paced by the wall clock: a device running faster or slower than real time would show here
     assert mixer_clock / SR == pytest.approx(wall, rel=0.05)
     assert stats.percentile_of_block(99) < 0.10
-    assert app_threads() - before == set()
+    # the 1 s fade-out completed within the 1 s close budget (one CI run under 61 s of steal: 1.9 s)
+    assert clean and player.mixer.finished
+    assert close_s < 1.0
 
 
 # ---- no device --------------------------------------------------------------------------------------
