@@ -518,3 +518,33 @@ def test_skip_switches_at_once_to_another_song():
     skipped = m.skip(3.0, VA(0.8, 0.0, 0.01, 0.01))
     assert skipped.switched and skipped.reason == "skip" and skipped.track_index != first.track_index
     assert not m.update(4.0, VA(0.8, 0.0, 0.01, 0.01)).switched  # the new choice dwells from now
+
+
+def test_an_unplayable_song_is_not_chosen_again_unless_nothing_else_is_left():
+    from moodsic_live.config import MatchConfig
+    from moodsic_live.match.alignment import Aligner
+    from moodsic_live.match.matcher import Matcher
+    from moodsic_live.library.model import SegmentTable
+    from moodsic_live.perceive.estimate import VA
+
+    n = 40
+    track = (np.arange(n) // 10).astype(np.int32)
+    start = ((np.arange(n) % 10) * 5.0).astype(np.float32)
+    va = np.stack([np.linspace(-0.8, 0.8, n), np.zeros(n)], axis=1).astype(np.float32)
+    seg = SegmentTable(track=track, start=start, end=start + 10, valence=va[:, 0].copy(), arousal=va[:, 1].copy(),
+                       valence_std=np.zeros(n, np.float32), arousal_std=np.zeros(n, np.float32))
+    m = Matcher(seg, np.full(4, 55.0), MatchConfig(), Aligner.fit(seg.va, "none"), None)
+    happy = VA(0.8, 0.0, 0.01, 0.01)
+    first = m.update(0.0, happy)
+    assert first.track_index == 3                       # the happiest song
+    m.mark_unplayable(3)                                # ... and its file turns out to be broken
+    skipped = m.skip(1.0, happy)
+    assert skipped.track_index == 2                     # the next best
+    m.mark_unplayable(2)
+    assert m.skip(2.0, happy).track_index not in (2, 3)
+    m.reset()
+    assert m.update(0.0, happy).track_index == 1       # a fresh start still avoids the broken files
+    for t in (0, 1):
+        m.mark_unplayable(t)
+    assert m.unplayable == [0, 1, 2, 3]
+    assert m.update(100.0, happy).track_index in (0, 1, 2, 3)   # nothing playable left: still an answer

@@ -214,7 +214,17 @@ class Matcher:
         self._track = track
         self._order = np.lexsort((self._start, track))
         self._bounds = np.searchsorted(track[self._order], np.arange(n_tracks + 1))
+        self._unplayable = np.zeros(n_tracks, bool)
         self.reset()
+
+    def mark_unplayable(self, track: int) -> None:
+        """Never choose ``track`` again (its file failed to decode), unless no other song is left.
+        Kept across :meth:`reset`: it is about the file, not about the run."""
+        self._unplayable[int(track)] = True
+
+    @property
+    def unplayable(self) -> list[int]:
+        return [int(t) for t in np.flatnonzero(self._unplayable)]
 
     def reset(self) -> None:
         """Forget what plays, what played and when regulation started."""
@@ -266,6 +276,8 @@ class Matcher:
                 eligible = (tracks != current_track) | (self._end[rows] <= position)
             else:
                 eligible = np.ones(len(rows), bool)
+            if self._unplayable.any() and not self._unplayable.all():
+                eligible &= ~self._unplayable[tracks]
             if eligible.any() or k >= n:
                 break
             k = min(n, k * 8)
