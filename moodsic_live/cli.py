@@ -1,6 +1,8 @@
 """The ``moodsic-live`` command line.
 
-    moodsic-live                      the app's default (headless demo until the window lands)
+    moodsic-live                      the app's default (the live loop on the demo source, headless
+                                      until the window lands)
+    moodsic-live run --headless ...   the live loop; analyze VIDEO: a soundtrack for a video
     moodsic-live perceive PATH...     valence/arousal of images and videos [--json]
     moodsic-live models build|info    build the ONNX experts / list them
     moodsic-live library build|info|calibrate, audio-va, match    the music side (see cli_music)
@@ -45,19 +47,29 @@ def _perceive_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-scene", action="store_true", help="turn the scene expert off")
 
 
+def _run_flags(p: argparse.ArgumentParser) -> None:
+    _common(p)
+    _perceive_flags(p)
+    p.add_argument("--headless", action="store_true", help="no window (the only mode until the GUI lands)")
+    p.add_argument("--source", default="demo",
+                   help="camera index (0, 1, ...), a video file, an rtsp/http stream URL, or demo (default)")
+    p.add_argument("--loop", action="store_true", help="loop a video file source")
+    p.add_argument("--library", help="music library name (default: the configured or newest one, else the demo)")
+    p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: until Ctrl+C)")
+    p.add_argument("--output", default="device",
+                   help="device (default: the sound card; none: silent) or FILE.wav/.flac "
+                        "(the live mix, written in real time)")
+    p.add_argument("--device", help="PortAudio output device name or index")
+    p.add_argument("--crossfade", type=float, help="crossfade seconds (0..12, default 4)")
+    p.add_argument("--json", action="store_true", help="status and metrics as JSON lines")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="moodsic-live", description="Listens to a room with its eyes and "
                                      "answers with music: perceive -> stabilise -> match -> play.")
     parser.add_argument("--version", action="version", version=f"moodsic-live {__version__}")
     _common(parser)
     sub = parser.add_subparsers(dest="command")
-
-    for name, text in (("gui", "start the app (headless demo until the window lands)"),
-                       ("demo", "perceive the built-in demo source and print the estimates")):
-        p = sub.add_parser(name, help=text, description=text)
-        _common(p)
-        _perceive_flags(p)
-        p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: never)")
 
     p = sub.add_parser("perceive", help="valence/arousal of images and video files",
                        description="Estimate valence and arousal (in [-1, 1], with variances) of images and "
@@ -68,23 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--fps", type=float, help="video sampling rate (default 5)")
 
-    p = sub.add_parser("run", help="the live loop: camera in, music out",
-                       description="The live loop (perceive -> stabilise -> match -> play) without a window: "
-                                   "prints a status line per second and the run's metrics at the end.")
-    _common(p)
-    _perceive_flags(p)
-    p.add_argument("--headless", action="store_true", help="no window (the only mode until the GUI lands)")
-    p.add_argument("--source", default="demo",
-                   help="camera index (0, 1, ...), a video file, an rtsp/http stream URL, or demo (default)")
-    p.add_argument("--loop", action="store_true", help="loop a video file source")
-    p.add_argument("--library", help="music library name (default: the configured or newest one, else the demo)")
-    p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: until Ctrl+C)")
-    p.add_argument("--output", default="device",
-                   help="device (default: the sound card) or FILE.wav/.flac (the live mix, written in real time)")
-    p.add_argument("--device", help="PortAudio output device name or index")
-    p.add_argument("--crossfade", type=float, help="crossfade seconds (0..12, default 4)")
-    p.add_argument("--json", action="store_true", help="status and metrics as JSON lines")
-
+    for name, text in (("run", "the live loop: camera in, music out"),
+                       ("gui", "start the app (until the window lands: the live loop, headless)"),
+                       ("demo", "the live loop on the built-in demo source")):
+        p = sub.add_parser(name, help=text,
+                           description=f"{text[0].upper()}{text[1:]}. The live loop (perceive -> stabilise -> "
+                                       "match -> play) without a window prints a status line per second and "
+                                       "the run's metrics at the end.")
+        _run_flags(p)
     p = sub.add_parser("analyze", help="a soundtrack plan (and audio) for a video file",
                        description="Offline: perceive -> stabilise -> match over a video file; writes the plan "
                                    "(emotion per sample, music cues, metrics) as JSON, and optionally the "
@@ -190,8 +193,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from moodsic_live.capture.source import parse_source
     from moodsic_live.engine.live import LiveEngine
     from moodsic_live.library.builder import open_library
-    from moodsic_live.play.player import device_output, paced_file_output
+    from moodsic_live.play.player import device_or_silent, paced_file_output, silent_output
 
+    if args.command == "gui":
+        _say("the window arrives with the desktop-app issue; running the live loop headless. Ctrl+C stops.")
+    if args.command == "demo":
+        args.source = "demo"
     config = _config(args)
     _apply_crossfade(args, config)
     if args.device:
@@ -199,7 +206,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec = parse_source(args.source, loop=args.loop)
     library = open_library(config, args.library, say=_say)
     if args.output == "device":
-        output = device_output(config.play)  # no sound card: one line naming the fix (--output FILE.wav)
+        output = device_or_silent(config.play, _say)  # no sound card: says so in one line, runs silently
+    elif args.output == "none":
+        output = silent_output(config.play)
     else:
         output = paced_file_output(Path(args.output), config.play)
     engine = LiveEngine(config, library, spec, output, say=_say)
@@ -315,52 +324,6 @@ def _emit(args, perception, path: Path, video: bool) -> None:
         print(_human(perception, label), flush=True)
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    """Capture the demo source in real time, perceive it on the inference worker, print once a second."""
-    import queue
-
-    from moodsic_live.capture.demo import demo_frames
-    from moodsic_live.perceive.worker import InferenceWorker
-
-    if args.command == "gui":
-        _say("the window arrives with the desktop-app issue; running the headless demo instead "
-             "(perceive only: stabilise, match and play land next). Ctrl+C stops.")
-    config = _config(args)
-    worker = InferenceWorker(config.perceive, config.paths.models_dir)
-    worker.start()
-    _say(f"inference runs on {worker.provider_note}")
-    fps = 10.0
-    start = time.monotonic()
-    last_print = -1.0
-    source = ""
-    try:
-        for frame in demo_frames(fps=fps):
-            delay = start + frame.t - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            source = frame.source
-            worker.submit(frame)
-            try:
-                while True:
-                    p = worker.results.get_nowait()
-                    if p.t - last_print >= 1.0:
-                        last_print = p.t
-                        print(_human(p, f"{source} t={p.t:5.1f}s"), flush=True)
-            except queue.Empty:
-                pass
-            if worker.error is not None:
-                raise worker.error
-            if args.duration and frame.t >= args.duration:
-                break
-    except KeyboardInterrupt:
-        pass
-    finally:
-        worker.stop()
-        s = worker.stats
-        _say(f"{s.processed} of {s.submitted} frames perceived, {s.dropped_frames} dropped as late")
-    return 0
-
-
 def cmd_models(args: argparse.Namespace) -> int:
     from moodsic_live.models.registry import build_models, model_info
 
@@ -424,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_models(args)
         if command == "analyze":
             return cmd_analyze(args)
-        if command == "run":
+        if command in ("run", "gui", "demo", None):
             return cmd_run(args)
         if command in ("library", "audio-va", "match"):
             from moodsic_live import cli_music
@@ -432,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
             handler = {"library": cli_music.cmd_library, "audio-va": cli_music.cmd_audio_va,
                        "match": cli_music.cmd_match}[command]
             return handler(args, _config(args), _say)
-        return cmd_demo(args)
+        raise AssertionError(f"unknown command {command}")
     except MoodsicError as exc:
         _say(f"error: {exc}")
         return 2

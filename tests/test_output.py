@@ -26,7 +26,7 @@ from moodsic_live.config import PlayConfig
 from moodsic_live.play.loader import PreparedBuffer
 from moodsic_live.play.mixer import Mixer
 from moodsic_live.play.output import AudioDeviceError, DeviceOutput, device_sample_rate
-from moodsic_live.play.player import Player, device_output, paced_file_output
+from moodsic_live.play.player import Player, device_or_silent, device_output, paced_file_output
 
 SR = 48000
 JACKD = ["jackd", "--no-realtime", "-d", "dummy", "-r", str(SR), "-p", "480"]
@@ -248,6 +248,39 @@ def test_a_missing_device_is_one_line_naming_the_fix():
         device_sample_rate(config)
     with pytest.raises(AudioDeviceError):
         Player(config, device_output(config))
+
+
+def test_without_a_device_the_player_says_so_once_and_plays_silently(tmp_path):
+    """No sound card: one line, then the same mix runs (songs start, crossfade, hand over) unheard."""
+    config = PlayConfig(device="no such sound card 4242", crossfade_s=0.5, fade_out_s=0.2)
+    said: list[str] = []
+    factory = device_or_silent(config, said.append)
+    assert len(said) == 1 and "\n" not in said[0] and "without sound" in said[0], said
+    assert "silent" in factory.description
+    paths = []
+    for i, freq in enumerate((330, 550)):
+        paths.append(tmp_path / f"s{i}.wav")
+        sf.write(paths[-1], song(freq, 3.0, 44100, seed=i), 44100)
+    before = app_threads()
+    player = Player(config, factory)
+    try:
+        started = time.monotonic()
+        player.cue(paths[0], "s0")
+        events = []
+        while not events and time.monotonic() - started < 5:
+            events += player.poll(0.05)
+        player.cue(paths[1], "s1", fade_s=0.5)
+        while len(events) < 2 and time.monotonic() - started < 5:
+            events += player.poll(0.05)
+        time.sleep(0.8)                                           # past the crossfade
+        wall = time.monotonic() - started
+        assert [e.kind for e in events] == ["started", "started"]
+        assert player.current_song_id == "s1"
+        # paced by the wall clock, like a sound card (not as fast as possible)
+        assert 0.5 * wall < player.mixer.clock / player.sample_rate <= wall + 0.2
+    finally:
+        player.close()
+    assert app_threads() - before == set()
 
 
 def test_missing_portaudio_says_how_to_install_it(monkeypatch):

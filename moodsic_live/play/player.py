@@ -97,8 +97,26 @@ def paced_file_output(path: str | Path, config: PlayConfig, sample_rate: int = 4
                          f"file {path}")
 
 
+def silent_output(config: PlayConfig, sample_rate: int = 48000) -> OutputFactory:
+    """Mix in real time and discard the blocks: the loop runs on a machine without a sound card
+    (songs are chosen, decoded, crossfaded and hand over as with a device; nothing is heard)."""
+    return OutputFactory(int(sample_rate), lambda mixer: PacedFileOutput(mixer, None, config), "no sound (silent)")
+
+
+def device_or_silent(config: PlayConfig, say: Callable[[str], None]) -> OutputFactory:
+    """The audio device, or, when there is none, :func:`silent_output` after saying so in one line."""
+    from moodsic_live.play.output import AudioDeviceError
+
+    try:
+        return device_output(config)
+    except AudioDeviceError as exc:
+        say(f"{exc}; the loop keeps running without sound")
+        return silent_output(config)
+
+
 class PacedFileOutput:
-    """Writes the mix to a sound file, one block whenever the wall clock reaches its time.
+    """Writes the mix to a sound file (``path`` None: nowhere, a silent output), one block whenever
+    the wall clock reaches its time.
 
     A live run (camera → music) sends commands in real time; pacing the renderer by the wall clock
     keeps a command sent at second ``t`` near frame ``t × rate`` in the file, as on a device. The
@@ -110,12 +128,13 @@ class PacedFileOutput:
     renders and writes.
     """
 
-    def __init__(self, mixer: Mixer, path: str | Path, config: PlayConfig, *, subtype: str | None = None) -> None:
+    def __init__(self, mixer: Mixer, path: str | Path | None, config: PlayConfig, *,
+                 subtype: str | None = None) -> None:
         self.mixer = mixer
-        self.path = Path(path)
+        self.path = None if path is None else Path(path)
         self.config = config
         self.block_frames = int(config.block_frames or FILE_BLOCK_FRAMES)
-        self.subtype = subtype or ("FLOAT" if self.path.suffix.lower() == ".wav" else None)
+        self.subtype = subtype or ("FLOAT" if self.path is not None and self.path.suffix.lower() == ".wav" else None)
         self.sample_rate = mixer.sample_rate
         self._file = None
         self._thread: threading.Thread | None = None
@@ -124,7 +143,7 @@ class PacedFileOutput:
         self.frames_written = 0
 
     def open(self) -> int:
-        if self._file is None:
+        if self._file is None and self.path is not None:
             import soundfile as sf
 
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,7 +153,8 @@ class PacedFileOutput:
     def start(self) -> None:
         self.open()
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="moodsic-file-output", daemon=True)
+            name = "moodsic-silent-output" if self.path is None else "moodsic-file-output"
+            self._thread = threading.Thread(target=self._run, name=name, daemon=True)
             self._thread.start()
 
     @property
@@ -161,8 +181,7 @@ class PacedFileOutput:
 
     def _run(self) -> None:
         f = self._file
-        assert f is not None
-        exact = f.subtype in ("FLOAT", "DOUBLE")
+        exact = f is None or f.subtype in ("FLOAT", "DOUBLE")
         block = np.zeros((self.block_frames, self.mixer.channels), np.float32)
         rate = self.sample_rate
         late_s = self.block_frames / rate
@@ -176,7 +195,8 @@ class PacedFileOutput:
             if -wait > late_s:
                 self._late += 1
             self.mixer.render(block)
-            f.write(block if exact else np.clip(block, -1.0, 1.0, out=block))
+            if f is not None:
+                f.write(block if exact else np.clip(block, -1.0, 1.0, out=block))
             self.frames_written += self.block_frames
 
 
