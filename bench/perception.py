@@ -5,7 +5,8 @@
 Stages: detect (BlazeFace), face (alignment + expert with TTA, one batched ONNX call),
 scene (scene statistics ONNX; on live frames it runs on a second thread beside detect +
 face, so only scene_wait adds to the step), fusion, and the whole step. Frames come from
-the built-in demo source (real photographs, panned), the first 20 are warm-up.
+the built-in demo source (public-domain photographs from scikit-image, panned, zoomed and
+colour-graded), the first 20 are warm-up.
 """
 
 from __future__ import annotations

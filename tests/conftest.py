@@ -14,7 +14,37 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MOODSIC_SHARED", ROOT.parent / "shared")) / "data"
 FACES_DEV = SHARED / "faces_dev"
-DEMO = ROOT / "assets" / "demo"
+DEMO = ROOT / ".pytest_cache" / "photos"  # real photos as JPEG files, written from skimage.data (below)
+DEMO_PHOTOS = ("astronaut", "coffee", "rocket", "hubble_deep_field")
+
+
+def write_demo_photos(folder: Path = DEMO) -> Path:
+    """Write the public-domain photos that ship with scikit-image as ``<name>.jpg`` (BGR, the
+    long side shrunk to at most 640 px, as the demo JPEGs once committed here were). Idempotent;
+    each file appears whole (written aside, then renamed)."""
+    from skimage import data
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in DEMO_PHOTOS:
+        path = folder / f"{name}.jpg"
+        if path.is_file() and path.stat().st_size > 0:
+            continue
+        image = np.ascontiguousarray(getattr(data, name)()[..., ::-1])
+        scale = 640 / max(image.shape[:2])
+        if scale < 1:
+            size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        part = folder / f".{name}.{os.getpid()}.jpg"
+        assert cv2.imwrite(str(part), image), f"cannot write {part}"
+        os.replace(part, path)
+    return folder
+
+
+write_demo_photos()
+
+
+def pytest_sessionstart(session):
+    write_demo_photos()  # again, in case --cache-clear removed them after this file was imported
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import sys
 import threading
 import time
 from pathlib import Path
@@ -10,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+from moodsic_live.capture.demo import DemoReel, Grade, demo_frames, demo_scenes, grade_matrix
 from moodsic_live.capture.source import (CaptureStats, CaptureThread, RetryPolicy, SourceSpec, open_video,
                                          parse_source)
 from moodsic_live.errors import InputError
@@ -446,3 +449,136 @@ def test_stop_returns_within_a_second_in_every_mode(tmp_path, mode):
 def test_fps_limit_must_be_positive():
     with pytest.raises(InputError):
         CaptureThread(parse_source("demo"), Recorder(), fps_limit=0)
+
+
+# ------------------------------------------------------------------------------ the demo reel
+
+
+def _grey(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
+
+
+def _step(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+
+
+def test_demo_scenes_are_public_domain_photos_shipped_with_scikit_image():
+    scenes = demo_scenes()
+    names = [s.name for s in scenes]
+    assert names[0] == "astronaut" and len(set(names)) == len(names) >= 4
+    for s in scenes:
+        rgb = s.loader()  # from the installed wheel: no download
+        assert rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3 and min(rgb.shape[:2]) >= 256
+        assert s.label.startswith("DEMO - scikit-image: " + s.name) and s.credit in s.label
+        assert "public domain" in s.credit or "CC0" in s.credit
+
+
+def test_demo_without_scikit_image_is_a_one_line_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "skimage", None)  # as if it were not installed
+    with pytest.raises(InputError) as e:
+        demo_scenes()
+    assert one_line(str(e.value)) and "pip install scikit-image" in str(e.value)
+    with pytest.raises(InputError):
+        CaptureThread(parse_source("demo"), Recorder()).check()  # fails fast, before the thread starts
+
+
+def test_demo_frames_have_the_size_type_and_timestamps_asked_for():
+    frames = list(itertools.islice(demo_frames(fps=5.0, size=(320, 240), scene_seconds=2.0), 25))
+    assert [f.index for f in frames] == list(range(25))
+    assert [f.t for f in frames] == pytest.approx([i / 5.0 for i in range(25)])
+    for f in frames:
+        assert f.image.shape == (240, 320, 3) and f.image.dtype == np.uint8 and f.image.flags.c_contiguous
+        assert f.source.startswith("demo:") and not f.still
+    reel = DemoReel((320, 240), 2.0)  # the generator is the reel, frame by frame
+    assert all(np.array_equal(f.image, reel.render(f.t)) for f in frames[::6])
+
+
+def test_demo_bad_arguments_are_refused():
+    with pytest.raises(ValueError):
+        next(demo_frames(fps=0))
+    with pytest.raises(ValueError):
+        DemoReel(scene_seconds=0)
+    with pytest.raises(ValueError):
+        DemoReel(size=(8, 8))
+
+
+def test_demo_moves_gently_from_frame_to_frame():
+    frames = [f.image for f in itertools.islice(demo_frames(fps=10.0, scene_seconds=12.0), 100)]
+    steps = [_step(a, b) for a, b in zip(frames, frames[1:])]
+    print(f"\ndemo: mean |difference| between consecutive frames {min(steps):.2f} to {max(steps):.2f}")
+    assert min(steps) > 0.1  # it never stands still
+    assert max(steps) < 6.0  # but every step is small
+    assert _step(frames[0], frames[-1]) > 3 * np.median(steps)  # and it goes somewhere over the scene
+
+
+def test_demo_changes_scene_every_scene_seconds_with_a_crossfade():
+    names = [s.name for s in demo_scenes()]
+    n = len(names)
+    frames = list(itertools.islice(demo_frames(fps=10.0, size=(160, 120), scene_seconds=1.0), 10 * (n + 2)))
+    for i, f in enumerate(frames):
+        assert f.source == f"demo:{names[(i // 10) % n]}", (i, f.source)  # back to the first after the last
+    # across a boundary the picture changes gradually, not in one cut
+    reel = DemoReel((320, 240), 12.0)
+    around = [reel.render(t, label=False) for t in np.arange(11.3, 12.75, 0.1)]
+    steps = [_step(a, b) for a, b in zip(around, around[1:])]
+    assert max(steps) < 0.4 * _step(around[0], around[-1])
+
+
+def test_demo_colour_grade_drifts_over_each_scene():
+    reel = DemoReel((320, 240), 12.0)
+    means = {}
+    for k, p in enumerate(reel.scenes):
+        early, late = (reel.render(k * 12.0 + t, label=False).reshape(-1, 3).mean(axis=0) for t in (1.5, 10.5))
+        means[p.scene.name] = early, late
+        assert np.abs(early - late).max() > 0.15 * early.mean(), (p.scene.name, early, late)  # BGR means move
+    early, late = means["coffee"]  # warm morning into a dim, cool evening
+    assert late.mean() < 0.75 * early.mean()
+    assert late[2] / late[0] < early[2] / early[0]  # red over blue falls: cooler
+    early, late = means["hubble_deep_field"]  # deep space comes alive
+    assert late.mean() > early.mean()
+
+
+def test_demo_grade_matrix_is_neutral_by_default_and_does_what_it_says():
+    image = np.random.default_rng(1).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    same = cv2.transform(image, grade_matrix(Grade()))
+    assert np.abs(same.astype(int) - image).max() <= 1
+    grey = cv2.transform(image, grade_matrix(Grade(saturation=0.0)))
+    assert np.abs(grey.astype(int) - grey[..., :1]).max() <= 1
+    warm = cv2.transform(image, grade_matrix(Grade(warmth=1.0))).reshape(-1, 3).mean(axis=0)
+    assert warm[2] > image[..., 2].mean() and warm[0] < image[..., 0].mean()
+    dim = cv2.transform(image, grade_matrix(Grade(brightness=0.5)))
+    assert dim.mean() == pytest.approx(image.mean() * 0.5, rel=0.02)
+
+
+@pytest.mark.parametrize("size", [(640, 480), (1280, 720), (160, 120)])
+def test_demo_label_is_drawn_small_in_the_bottom_left_corner(size):
+    w, h = size
+    reel = DemoReel(size, 12.0)
+    for k in range(len(reel.scenes)):
+        t = k * 12.0 + 5.0
+        labelled, plain = reel.render(t), reel.render(t, label=False)
+        x, y, bw, bh = reel.label_box(t)
+        assert 0 <= x <= 0.03 * w and y + bh >= 0.96 * h and y + bh <= h and x + bw <= w
+        assert bh <= max(0.07 * h, 14)  # a thin strip, well clear of the middle of the picture
+        assert bw <= (0.8 if w >= 320 else 1.0) * w  # (tiny frames: the text shrinks to the width)
+        changed = np.any(labelled != plain, axis=2)
+        changed[y:y + bh, x:x + bw] = False
+        assert not changed.any()  # nothing drawn outside the label box
+        box, under = labelled[y:y + bh, x:x + bw], plain[y:y + bh, x:x + bw]
+        text = box.min(axis=2) > 200  # white letters
+        assert 0.03 < text.mean() < 0.5
+        lit = _grey(under) > 25  # where the picture is bright enough to see it darkened
+        if lit.mean() > 0.3:
+            assert np.median(_grey(box)[lit] / _grey(under)[lit]) < 0.5  # on a dark, see-through box
+
+
+def test_demo_astronaut_face_is_found_by_the_apps_detector(perceiver):
+    reel = DemoReel((640, 480), 12.0)
+    assert reel.scenes[0].scene.name == "astronaut"
+    x, y, bw, bh = reel.label_box(0.0)
+    for t in (0.0, 2.5, 5.0, 7.5, 10.0, 11.4):
+        p = perceiver.perceive(Frame(reel.render(t), t, still=True))
+        assert len(p.faces) == 1, t
+        box = p.face.box
+        assert box.w > 60 and box.y + box.h < y  # well above the label
+        assert p.face.estimate.valence > 0.2, (t, p.face.estimate)  # she is smiling
