@@ -582,3 +582,35 @@ def test_demo_astronaut_face_is_found_by_the_apps_detector(perceiver):
         box = p.face.box
         assert box.w > 60 and box.y + box.h < y  # well above the label
         assert p.face.estimate.valence > 0.2, (t, p.face.estimate)  # she is smiling
+
+
+# ------------------------------------------------------------------------------------- read-ahead
+
+def test_read_ahead_keeps_order_raises_in_order_and_stops_with_its_consumer():
+    import threading
+
+    from moodsic_live.capture.stills import read_ahead
+    from moodsic_live.errors import InputError
+
+    def frames(n, fail_at=None, closed=None):
+        try:
+            for i in range(n):
+                if i == fail_at:
+                    raise InputError("video x.mp4 is damaged at 0.3 s")
+                yield Frame(np.zeros((2, 2, 3), np.uint8), t=i / 10, index=i)
+        finally:
+            if closed is not None:
+                closed.set()
+
+    assert [f.index for f in read_ahead(frames(50), depth=3)] == list(range(50))
+    got = []
+    with pytest.raises(InputError, match="damaged"):
+        for f in read_ahead(frames(50, fail_at=3)):
+            got.append(f.index)
+    assert got == [0, 1, 2]                       # everything before the error, then the error
+    closed = threading.Event()
+    it = read_ahead(frames(10_000, closed=closed), depth=2)
+    assert next(it).index == 0
+    it.close()                                     # the consumer stops early
+    assert closed.wait(2.0)                        # ... so the reader released its source
+    assert not any(t.name == "video-reader" for t in threading.enumerate())

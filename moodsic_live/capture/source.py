@@ -345,6 +345,11 @@ class CaptureThread:
         with self._lock:
             return self._c.state
 
+    @property
+    def started_at(self) -> float:
+        """The ``clock`` reading when the thread started: a frame was grabbed at ``started_at + frame.t``."""
+        return self._t0
+
     def check(self) -> None:
         """Fail fast, before the thread starts: a video file must open and give a frame; the demo
         needs its scenes. Raises a one-line :class:`InputError`. Cameras and streams are not

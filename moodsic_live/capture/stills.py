@@ -112,3 +112,55 @@ def sample_video(path: Path, fps: float) -> Iterator[Frame]:
             raise InputError(f"{path} has no readable video frames")
     finally:
         cap.release()
+
+
+_END = object()
+
+
+def read_ahead(frames: Iterator[Frame], depth: int = 4) -> Iterator[Frame]:
+    """``frames``, decoded on a thread of their own up to ``depth`` ahead, so an offline pass decodes
+    the next frames while the current one is perceived (OpenCV and onnxruntime release the GIL: on
+    two cores this nearly hides the decoding). Errors of the reader are raised here, in order; a
+    consumer that stops early stops the reader too."""
+    import queue
+    import threading
+
+    out: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def run() -> None:
+        try:
+            for frame in frames:
+                if not put(frame):
+                    return
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(exc)
+            return
+        finally:
+            close = getattr(frames, "close", None)
+            if close is not None and stop.is_set():
+                close()
+        put(_END)
+
+    thread = threading.Thread(target=run, name="video-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = out.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=2.0)

@@ -132,7 +132,7 @@ def plan_soundtrack(video: Path, library: Library, config: Config, perceiver, fp
     """Perceive, stabilise and match every ``1/fps`` s of ``video`` (``info``: its :func:`video_info`,
     when the caller has it already). A video that ends early (truncated or damaged) is planned up to
     where it could be read, and that is said."""
-    from moodsic_live.capture.stills import sample_video
+    from moodsic_live.capture.stills import read_ahead, sample_video
 
     info = dict(info) if info is not None else video_info(Path(video))
     stabiliser = Stabiliser(config.stabilise)
@@ -141,7 +141,7 @@ def plan_soundtrack(video: Path, library: Library, config: Config, perceiver, fp
     plan = SoundtrackPlan(video=info)
     cues: list[MusicCue] = []
     last_t = -1.0
-    for frame in sample_video(Path(video), fps):
+    for frame in read_ahead(sample_video(Path(video), fps)):  # decoding overlaps perceiving
         p = perceiver.perceive(frame)
         s = stabiliser.update(frame.t, p.fused)
         metrics.add(s)
