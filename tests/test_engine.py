@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -220,3 +222,174 @@ def test_run_headless_cli_prints_status_and_metrics(mood_video, small_library, t
     assert sf.info(str(out)).duration > 3
     bad = run_cli("run", "--headless", "--source", str(tmp_path / "missing.mp4"), "--config", str(cfg))
     assert bad.returncode == 2 and "missing.mp4 does not exist" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# ---- the live loop survives bad input ---------------------------------------------------------------
+
+def _silent_stretches(path, window_s: float = 0.05, floor: float = 1e-3) -> tuple[float, float, float]:
+    """(music onset s, longest silent stretch after it s, file length s) of a rendered WAV:
+    windows of ``window_s`` with an RMS under ``floor`` count as silence."""
+    audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    n = int(window_s * sr)
+    blocks = audio[: len(audio) // n * n].reshape(-1, n, audio.shape[1])
+    loud = np.sqrt((blocks ** 2).mean(axis=(1, 2))) >= floor
+    onset = int(np.argmax(loud))
+    longest = run = 0
+    for flag in loud[onset:]:
+        run = 0 if flag else run + 1
+        longest = max(longest, run)
+    return onset * window_s, longest * window_s, len(audio) / sr
+
+
+def _wait_for(predicate, timeout_s: float) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+class _PhotoCamera:
+    """A webcam (the VideoLike protocol) that shows a real photo at 10 fps, ``limit`` frames, then is unplugged."""
+
+    def __init__(self, image: np.ndarray, limit: int | None = None):
+        self.image, self.limit, self.n = image, limit, 0
+
+    def isOpened(self) -> bool:
+        return True
+
+    def read(self):
+        import time
+
+        if self.limit is not None and self.n >= self.limit:
+            return False, None
+        time.sleep(0.1)
+        self.n += 1
+        return True, self.image.copy()
+
+    def get(self, prop_id: int) -> float:
+        return 10.0 if prop_id == cv2.CAP_PROP_FPS else 0.0
+
+    def release(self) -> None:
+        pass
+
+
+def test_live_loop_keeps_the_music_playing_while_the_camera_is_unplugged(faces_dev, small_library, tmp_path):
+    """Camera lost for ~2.5 s mid-run: said in one line, retried with backoff, back within seconds;
+    the song holds and the mix has no gap."""
+    import csv
+    import time
+
+    from moodsic_live.capture.source import RetryPolicy, parse_source
+    from moodsic_live.engine.live import LiveEngine
+    from moodsic_live.play.player import paced_file_output
+
+    rows = list(csv.DictReader(open(faces_dev / "labels.csv", encoding="utf-8")))
+    photo = _fit(cv2.imread(str(faces_dev / next(r["file"] for r in rows if r["emotion"] == "happiness"))))
+    library, config = small_library
+    unplugged: list[float] = []
+
+    def opener(spec):
+        if not unplugged:
+            unplugged.append(0.0)
+            return _PhotoCamera(photo, limit=40)                 # 4 s of frames, then the cable is pulled
+        if not unplugged[0]:
+            unplugged[0] = time.monotonic()
+        if time.monotonic() - unplugged[0] < 2.5:
+            raise RuntimeError("no such device")                 # what V4L2 says while it is gone
+        return _PhotoCamera(photo)                               # plugged back in
+
+    said: list[str] = []
+    out = tmp_path / "live.wav"
+    engine = LiveEngine(config, library, parse_source("0"), paced_file_output(out, config.play), said.append,
+                        opener=opener, retry=RetryPolicy(initial=0.2, factor=2.0, max_delay=1.0))
+    engine.start()
+    states, songs = [], set()
+
+    def watch() -> bool:
+        s = engine.status
+        if s is not None:
+            if not states or states[-1] != s.capture:
+                states.append(s.capture)
+            if s.playing:
+                songs.add(s.playing)
+        return "retrying" in states and states[-1] == "running" and len(states) >= 3
+
+    try:
+        assert _wait_for(watch, 15.0), (states, said)
+        back_after = time.monotonic() - unplugged[0]
+        time.sleep(1.5)
+        updates_after = engine.metrics.to_dict()["updates"]
+    finally:
+        assert engine.stop()
+    print(f"\ncapture states {states}; back {back_after:.1f} s after the unplug; said {said}")
+    assert [s for s in states if s != "starting"][:3] == ["running", "retrying", "running"], states
+    assert back_after < 2.5 + 2.0                    # backoff capped at 1 s: seen again within ~1 s of its return
+    lost = [m for m in said if "the music keeps playing and the camera is retried" in m]
+    assert lost and all("\n" not in m and "camera 0" in m for m in lost)
+    assert "camera is back" in said
+    assert updates_after > 45                        # estimates flow again after the return
+    assert len(songs) == 1                           # the song held through the drop-out (dwell 20-30 s)
+    onset, gap, length = _silent_stretches(out)
+    print(f"music from {onset:.2f} s, longest silence after it {gap:.2f} s, {length:.1f} s written")
+    assert onset < 5.0 and gap <= 0.1
+
+
+def test_live_loop_skips_a_song_that_fails_to_decode_without_a_gap(mood_video, tmp_path):
+    """Songs turn unreadable while the first one plays: each failure is one line, the next choice is
+    asked for at once, the broken songs are not chosen again, and the music never stops for longer
+    than a crossfade."""
+    from moodsic_live.capture.source import parse_source
+    from moodsic_live.engine.live import LiveEngine
+    from moodsic_live.library.builder import build_library
+    from moodsic_live.play.player import paced_file_output
+
+    root = tmp_path / "songs"
+    root.mkdir()
+    sr = 22050
+    t = np.arange(40 * sr) / sr
+    for k in range(6):
+        tone = (0.1 + 0.03 * k) * np.sin(2 * np.pi * (220 + 55 * k) * t) * (1 + 0.3 * np.sin(2 * np.pi * (k + 1) * t))
+        sf.write(root / f"song{k}.wav", np.clip(tone, -0.9, 0.9).astype(np.float32), sr)
+    c = Config()
+    c.library.dir, c.paths.cache_dir, c.library.workers = tmp_path / "libraries", tmp_path / "cache", 1
+    c.library.music_model = "features"
+    c.play.crossfade_s, c.play.preload_s = 2.0, 9.0   # the first song runs out of prepared audio ~4 s in
+    library, _ = build_library(root, c, "songs", say=lambda s: None, progress=False)
+
+    path, _ = mood_video
+    said: list[str] = []
+    out = tmp_path / "live.wav"
+    engine = LiveEngine(c, library, parse_source(str(path)), paced_file_output(out, c.play), said.append)
+    engine.start()
+    try:
+        assert _wait_for(lambda: engine.player.current_song_id is not None, 8.0)
+        first = engine.player.current_song_id
+        keep = {first, next(tr.id for tr in library.tracks[::-1] if tr.id != first)}
+        broken = []
+        for tr in library.tracks:
+            if tr.id not in keep:
+                Path(tr.path).write_bytes(b"RIFF this is not audio any more")
+                broken.append(tr.id)
+        # the first song runs out of prepared audio ~4 s in: the matcher's next choices are tried
+        assert _wait_for(lambda: len(engine.matcher.unplayable) >= 2, 25.0), said
+        import time
+
+        time.sleep(2.5)                                  # past the crossfade to a readable song
+        now_playing = engine.player.current_song_id
+    finally:
+        assert engine.stop()
+    failures = [m for m in said if "skipping to another song" in m]
+    print(f"\nfirst {first}, now {now_playing}; {len(failures)} failures: {failures[:2]}")
+    assert now_playing in keep                           # a readable song plays (maybe the first, further on)
+    assert failures and all("\n" not in m for m in failures)
+    assert all(any(tr.id in m or Path(tr.path).name in m for tr in library.tracks) for m in failures)
+    marked = {library.tracks[i].id for i in engine.matcher.unplayable}
+    assert marked and marked <= set(broken)
+    assert len(failures) == len(marked)              # each broken song was tried at most once
+    onset, gap, length = _silent_stretches(out)
+    print(f"music from {onset:.2f} s, longest silence after it {gap:.2f} s, {length:.1f} s written")
+    assert gap <= c.play.crossfade_s

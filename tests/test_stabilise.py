@@ -348,3 +348,20 @@ def test_report_is_plain_json():
     m.mark_step(2.0)
     text = json.dumps(m.to_dict(), allow_nan=False)
     assert json.loads(text)["updates"] == 50
+
+
+def test_latency_percentiles_are_reported_in_ms_and_bounded():
+    empty = RunMetrics().to_dict()
+    assert empty["latency_ms"] == {"p50": None, "p95": None, "count": 0}
+    m = RunMetrics()
+    for ms in range(1, 101):                          # 1..100 ms
+        m.add_latency(ms / 1e3)
+    report = m.to_dict()
+    assert report["latency_ms"] == {"p50": 50.5, "p95": 95.05, "count": 100}
+    assert {"updates", "duration_s", "rate_hz", "jitter", "gating_share", "response_s", "switches",
+            "dwell_s"} <= set(report)                 # the existing keys stay
+    json.dumps(report, allow_nan=False)
+    small = RunMetrics(latency_keep=10)               # only the most recent are kept; all are counted
+    for ms in [1000.0] * 50 + [10.0] * 10:
+        small.add_latency(ms / 1e3)
+    assert len(small.latencies_s) == 10 and small.to_dict()["latency_ms"] == {"p50": 10.0, "p95": 10.0, "count": 60}

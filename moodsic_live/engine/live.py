@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from moodsic_live.capture.source import CaptureThread, SourceSpec
+from moodsic_live.capture.source import CaptureThread, RetryPolicy, SourceSpec, VideoLike, open_video
 from moodsic_live.config import Config
 from moodsic_live.engine.soundtrack import matcher_for
 from moodsic_live.library.store import Library
@@ -72,13 +72,14 @@ class LiveEngine:
     about a second and leaves no thread behind."""
 
     def __init__(self, config: Config, library: Library, source: SourceSpec, output: OutputFactory,
-                 say: Say = lambda s: None, clock: Callable[[], float] = time.monotonic):
+                 say: Say = lambda s: None, clock: Callable[[], float] = time.monotonic,
+                 opener: Callable[[SourceSpec], VideoLike] = open_video, retry: RetryPolicy = RetryPolicy()):
         self.config = config
         self.library = library
         self.say = say
         self.clock = clock
         self.worker = InferenceWorker(config.perceive, config.paths.models_dir)
-        self.capture = CaptureThread(source, self.worker.submit, clock=clock)
+        self.capture = CaptureThread(source, self.worker.submit, clock=clock, opener=opener, retry=retry)
         self.matcher = matcher_for(library, config)
         self.stabiliser = Stabiliser(config.stabilise)
         self.metrics = RunMetrics()
@@ -91,6 +92,7 @@ class LiveEngine:
         self._decision: MatchDecision | None = None
         self.errors: list[str] = []
         self._said_capture = ""
+        self._track_of = {t.id: i for i, t in enumerate(library.tracks)}
 
     # -- control (the caller's thread) --------------------------------------------------------
 
@@ -150,6 +152,7 @@ class LiveEngine:
                 last = self.stabiliser.update(p.t, p.fused)  # frame time: seconds since capture start
                 faces = len(p.faces)
                 self.metrics.add(last)
+                self.metrics.add_latency(self._latency(p.t))
             elif now < next_tick:
                 continue
             next_tick = now + TICK_S
@@ -157,6 +160,9 @@ class LiveEngine:
                 if event.kind == "failed":
                     self.errors.append(event.message)
                     self.say(f"{event.message}; skipping to another song")
+                    track = self._track_of.get(event.song_id)
+                    if track is not None:
+                        self.matcher.mark_unplayable(track)  # not chosen again this run
             if last is None and now < START_WAIT_S:
                 self._publish(now, last, faces)
                 continue
@@ -173,6 +179,12 @@ class LiveEngine:
             self._watch_capture()
         if self.worker.error is not None:
             self.errors.append(str(self.worker.error))
+
+    def _latency(self, frame_t: float) -> float:
+        """Seconds from the frame being grabbed to now (its stable estimate is made). A frame's ``t`` is
+        the capture clock (this engine's ``clock``) minus the capture thread's start, for every kind of
+        source: cameras, streams, the demo and video files paced in real time alike."""
+        return self.clock() - (self.capture.started_at + frame_t)
 
     def _watch_capture(self) -> None:
         st = self.capture.stats
