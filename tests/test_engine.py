@@ -185,12 +185,17 @@ def test_live_engine_runs_a_video_source_into_a_file_and_stops_cleanly(mood_vide
     out = tmp_path / "live.wav"
     said = []
     engine = LiveEngine(config, library, parse_source(str(path)), paced_file_output(out, config.play), said.append)
+    import sys
+
+    interval = sys.getswitchinterval()
     engine.start()
+    assert sys.getswitchinterval() == 0.001          # the audio callback gets the GIL within 1 ms
     time.sleep(8.0)
     status = engine.status
     t0 = time.monotonic()
     assert engine.stop()
     stop_s = time.monotonic() - t0
+    assert sys.getswitchinterval() == interval
     names = {t.name for t in threading.enumerate()}
     print(f"\nlive: {status.line()}; stopped in {stop_s:.2f} s; said {said}")
     assert stop_s < 1.5 and not names & {"capture", "perceive", "stabilise-match"}

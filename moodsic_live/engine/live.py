@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from moodsic_live.config import Config
 from moodsic_live.engine.soundtrack import matcher_for
 from moodsic_live.library.store import Library
 from moodsic_live.match.matcher import MatchDecision
+from moodsic_live.memory import prompt_gil, return_big_buffers_to_the_os
 from moodsic_live.perceive.estimate import VA
 from moodsic_live.perceive.worker import InferenceWorker
 from moodsic_live.play.player import OutputFactory, Player
@@ -93,6 +95,7 @@ class LiveEngine:
         self.errors: list[str] = []
         self._said_capture = ""
         self._track_of = {t.id: i for i, t in enumerate(library.tracks)}
+        self._switch_interval: float | None = None
 
     # -- control (the caller's thread) --------------------------------------------------------
 
@@ -101,6 +104,8 @@ class LiveEngine:
         self.worker.start()                # loads the models (raises their one-line error)
         if self.worker.provider_note:
             self.say(f"inference runs on {self.worker.provider_note}")
+        return_big_buffers_to_the_os()     # song buffers go back to the OS when freed: RSS stays flat
+        self._switch_interval = prompt_gil()  # the audio callback gets the GIL within 1 ms
         self.player = Player(self.config.play, self._output)
         self._t0 = self.clock()
         self.capture.start()
@@ -116,6 +121,9 @@ class LiveEngine:
         ok &= not self._thread.is_alive()
         if self.player is not None:
             ok &= self.player.close(max(0.1, deadline - time.monotonic()))
+        if self._switch_interval is not None:
+            sys.setswitchinterval(self._switch_interval)
+            self._switch_interval = None
         return ok
 
     @property

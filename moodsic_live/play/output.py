@@ -54,7 +54,7 @@ from moodsic_live.play.mixer import Mixer
 
 CHANNELS = 2
 DURATION_RING = 1 << 14        # callback durations kept: ~160 s of 10 ms blocks
-UNDERFLOW_RING = 256           # start times of the last underflowing callbacks kept
+UNDERFLOW_RING = 4096          # start times of the last underflowing callbacks kept (32 KiB, preallocated)
 _FIX = "connect one, pick another with --device, or render to a file with --output FILE.wav"
 
 # Slots of DeviceOutput._counts (one preallocated int64 array, written only by the callback).
