@@ -30,7 +30,6 @@ import csv
 import json
 import math
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -49,8 +48,9 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from machine import machine_line  # noqa: E402
+from machine import machine_line, write_section  # noqa: E402
 from moodsic_live.config import Config  # noqa: E402
+from moodsic_live.play.steal import steal_jiffies, unexplained_underflows  # noqa: E402
 
 DOC = ROOT / "docs" / "performance.md"
 SECTION = "## Engine"
@@ -65,34 +65,6 @@ TARGETS = {"callback_p99_pct": 10.0, "underflows": 0, "latency_p95_ms": 100.0, "
 
 
 # ---- the machine ------------------------------------------------------------------------------
-
-def steal_jiffies() -> int | None:
-    """CPU time the hypervisor gave to other guests (all CPUs, in clock ticks), from /proc/stat; None elsewhere."""
-    try:
-        with open("/proc/stat", encoding="ascii") as fh:
-            return int(fh.readline().split()[8])     # cpu user nice system idle iowait irq softirq steal
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def unexplained_underflows(times_ns: np.ndarray, samples: list[tuple[int, int | None]], before_s: float = 0.1,
-                           after_s: float = 0.02) -> list[float]:
-    """The underflows (callback start times, perf_counter_ns) during which the hypervisor took no CPU:
-    no steal in ``[t - before_s, t + after_s]`` between the bracketing ``(perf_counter_ns, steal)``
-    samples. Without steal figures every underflow is unexplained. (Same as tests/test_output.py.)"""
-    known = [(t, v) for t, v in samples if v is not None]
-    if len(known) < 2:
-        return [float(t) / 1e9 for t in times_ns]
-    at = np.array([t for t, _ in known])
-    steal = np.array([v for _, v in known])
-    out = []
-    for t in times_ns:
-        lo = max(int(np.searchsorted(at, t - before_s * 1e9)) - 1, 0)
-        hi = min(int(np.searchsorted(at, t + after_s * 1e9)), len(at) - 1)
-        if steal[hi] - steal[lo] <= 0:
-            out.append(float(t) / 1e9)
-    return out
-
 
 def rss_mb(field: str = "VmRSS") -> float:
     """Resident memory of this process in MB from /proc/self/status (``VmRSS``: all of it;
@@ -501,15 +473,6 @@ def report(live: dict, analyze: dict, command: str) -> str:
     return "\n".join(body).rstrip("\n") + "\n"
 
 
-def write_section(body: str, doc: Path = DOC) -> None:
-    """Replace (or append) the ``## Engine`` section of ``doc`` with ``body``."""
-    text = doc.read_text() if doc.exists() else "# Performance\n\n"
-    pattern = re.compile(r"^## Engine\b.*?(?=\n## |\Z)", re.S | re.M)
-    body = body.rstrip("\n") + "\n"
-    text = pattern.sub(lambda _: body, text, count=1) if pattern.search(text) else text.rstrip() + "\n\n" + body
-    doc.write_text(text)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=10.0, help="length of the live run (default 10)")
@@ -575,7 +538,7 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps({"live": live, "analyze": analyze}, indent=1, default=str) + "\n")
     if args.write:
-        write_section(text)
+        write_section("Engine", text)
         print(f"wrote {DOC}")
     return 0
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from machine import machine_line  # noqa: E402
+from machine import machine_line, write_section  # noqa: E402
 from moodsic_live.config import MatchConfig  # noqa: E402
 from moodsic_live.library.model import SegmentTable  # noqa: E402
 from moodsic_live.match.alignment import Aligner  # noqa: E402
@@ -268,15 +267,6 @@ def bench_store(tracks: int = 10_000, steps: int = 360, rounds: int = 3) -> tupl
     return note, table
 
 
-def write_section(body: str, doc: Path = DOC) -> None:
-    """Replace (or append) the ``## Library`` section of ``doc`` with ``body``."""
-    text = doc.read_text() if doc.exists() else "# Performance\n\n"
-    pattern = re.compile(r"^## Library\b.*?(?=\n## |\Z)", re.S | re.M)
-    body = body.rstrip("\n") + "\n"
-    text = pattern.sub(lambda _: body, text, count=1) if pattern.search(text) else text.rstrip() + "\n\n" + body
-    doc.write_text(text)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default=",".join(str(s) for s in DEFAULT_SIZES),
@@ -312,7 +302,7 @@ def main() -> int:
     text = "\n".join(body)
     print(text)
     if args.write:
-        write_section(text)
+        write_section("Library", text)
         print(f"wrote {DOC}")
     return 0
 

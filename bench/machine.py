@@ -21,3 +21,17 @@ def cpu_name() -> str:
 def machine_line() -> str:
     return (f"Machine: {cpu_name()}, {os.cpu_count()} cores; Python {platform.python_version()}; "
             f"date {dt.date.today().isoformat()}.")
+
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "performance.md"
+
+
+def write_section(title: str, body: str, doc: Path = DOC) -> None:
+    """Replace (or append) the ``## <title>`` section of ``doc`` (docs/performance.md) with ``body``."""
+    import re
+
+    text = doc.read_text() if doc.exists() else "# Performance\n\n"
+    pattern = re.compile(rf"^## {re.escape(title)}\b.*?(?=\n## |\Z)", re.S | re.M)
+    body = body.rstrip("\n") + "\n"
+    text = pattern.sub(lambda _: body, text, count=1) if pattern.search(text) else text.rstrip() + "\n\n" + body
+    doc.write_text(text)

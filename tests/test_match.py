@@ -497,13 +497,12 @@ def test_short_tails_are_avoided_at_the_start():
     assert 45.0 - d.segment.start >= 25.0
 
 
-def test_skip_switches_at_once_to_another_song():
-    """A song that cannot be decoded (or runs out early) is skipped whatever the dwell."""
+def _four_songs_sad_to_happy():
+    """Four 55 s songs of ten segments each, valence rising from -0.8 (song 0) to +0.8 (song 3)."""
     from moodsic_live.config import MatchConfig
     from moodsic_live.match.alignment import Aligner
     from moodsic_live.match.matcher import Matcher
     from moodsic_live.library.model import SegmentTable
-    from moodsic_live.perceive.estimate import VA
 
     n = 40
     track = (np.arange(n) // 10).astype(np.int32)
@@ -512,6 +511,14 @@ def test_skip_switches_at_once_to_another_song():
     seg = SegmentTable(track=track, start=start, end=start + 10, valence=va[:, 0].copy(), arousal=va[:, 1].copy(),
                        valence_std=np.zeros(n, np.float32), arousal_std=np.zeros(n, np.float32))
     m = Matcher(seg, np.full(4, 55.0), MatchConfig(), Aligner.fit(seg.va, "none"), None)
+    return m
+
+
+def test_skip_switches_at_once_to_another_song():
+    """A song that cannot be decoded (or runs out early) is skipped whatever the dwell."""
+    from moodsic_live.perceive.estimate import VA
+
+    m = _four_songs_sad_to_happy()
     first = m.update(0.0, VA(0.8, 0.0, 0.01, 0.01))
     held = m.update(3.0, VA(0.8, 0.0, 0.01, 0.01))
     assert first.switched and not held.switched
@@ -521,19 +528,9 @@ def test_skip_switches_at_once_to_another_song():
 
 
 def test_an_unplayable_song_is_not_chosen_again_unless_nothing_else_is_left():
-    from moodsic_live.config import MatchConfig
-    from moodsic_live.match.alignment import Aligner
-    from moodsic_live.match.matcher import Matcher
-    from moodsic_live.library.model import SegmentTable
     from moodsic_live.perceive.estimate import VA
 
-    n = 40
-    track = (np.arange(n) // 10).astype(np.int32)
-    start = ((np.arange(n) % 10) * 5.0).astype(np.float32)
-    va = np.stack([np.linspace(-0.8, 0.8, n), np.zeros(n)], axis=1).astype(np.float32)
-    seg = SegmentTable(track=track, start=start, end=start + 10, valence=va[:, 0].copy(), arousal=va[:, 1].copy(),
-                       valence_std=np.zeros(n, np.float32), arousal_std=np.zeros(n, np.float32))
-    m = Matcher(seg, np.full(4, 55.0), MatchConfig(), Aligner.fit(seg.va, "none"), None)
+    m = _four_songs_sad_to_happy()
     happy = VA(0.8, 0.0, 0.01, 0.01)
     first = m.update(0.0, happy)
     assert first.track_index == 3                       # the happiest song

@@ -27,6 +27,7 @@ from moodsic_live.play.loader import PreparedBuffer
 from moodsic_live.play.mixer import Mixer
 from moodsic_live.play.output import AudioDeviceError, DeviceOutput, device_sample_rate
 from moodsic_live.play.player import Player, device_or_silent, device_output, paced_file_output
+from moodsic_live.play.steal import steal_jiffies, unexplained_underflows
 
 SR = 48000
 JACKD = ["jackd", "--no-realtime", "-d", "dummy", "-r", str(SR), "-p", "480"]
@@ -64,34 +65,6 @@ def app_threads() -> set[threading.Thread]:
 
 
 # ---- JACK's dummy driver as a real-time device --------------------------------------------------
-
-def steal_jiffies() -> int | None:
-    """CPU time the hypervisor gave to other guests (all CPUs, 1/100 s), from /proc/stat; None elsewhere."""
-    try:
-        with open("/proc/stat", encoding="ascii") as fh:
-            return int(fh.readline().split()[8])     # cpu user nice system idle iowait irq softirq steal
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def unexplained_underflows(times_ns: np.ndarray, samples: list[tuple[int, int | None]], before_s: float = 0.1,
-                           after_s: float = 0.02) -> list[float]:
-    """The underflows (callback start times, perf_counter_ns) during which the hypervisor took no CPU:
-    no steal in ``[t - before_s, t + after_s]`` between the bracketing ``(perf_counter_ns, steal)``
-    samples. Without steal figures every underflow is unexplained."""
-    known = [(t, v) for t, v in samples if v is not None]
-    if len(known) < 2:
-        return [float(t) / 1e9 for t in times_ns]
-    at = np.array([t for t, _ in known])
-    steal = np.array([v for _, v in known])
-    out = []
-    for t in times_ns:
-        lo = max(int(np.searchsorted(at, t - before_s * 1e9)) - 1, 0)
-        hi = min(int(np.searchsorted(at, t + after_s * 1e9)), len(at) - 1)
-        if steal[hi] - steal[lo] <= 0:
-            out.append(float(t) / 1e9)
-    return out
-
 
 def _jack_running() -> bool:
     if shutil.which("jack_wait") is None:
