@@ -105,8 +105,12 @@ class LiveEngine:
         if self.worker.provider_note:
             self.say(f"inference runs on {self.worker.provider_note}")
         return_big_buffers_to_the_os()     # song buffers go back to the OS when freed: RSS stays flat
-        self._switch_interval = prompt_gil()  # the audio callback gets the GIL within 1 ms
-        self.player = Player(self.config.play, self._output)
+        try:
+            self.player = Player(self.config.play, self._output)
+        except BaseException:
+            self.worker.stop()             # an output that cannot open leaves no thread behind
+            raise
+        self._switch_interval = prompt_gil()  # the audio callback gets the GIL within 1 ms (restored by stop)
         self._t0 = self.clock()
         self.capture.start()
         self._thread.start()
