@@ -49,6 +49,8 @@ def default_config_path() -> Path:
 class PathsConfig:
     models_dir: Path = field(default_factory=_default_models_dir)
     cache_dir: Path = field(default_factory=lambda: Path(platformdirs.user_cache_dir(APP)))
+    # Likes and skips (SQLite), kept for learning from listeners; never leaves the machine.
+    feedback: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir(APP)) / "feedback.sqlite")
 
 
 @dataclass
@@ -56,6 +58,9 @@ class PerceiveConfig:
     provider: Literal["auto", "cpu", "cuda"] = "auto"
     face_enabled: bool = True
     scene_enabled: bool = True
+    # Atmosphere only (shops, cafés): no face analysis at all; faces are still detected, only so
+    # the preview can blur them. The mood comes from the scene expert alone.
+    atmosphere_only: bool = False
     # BlazeFace short range: faces within ~2 m (desk webcam); full range: up to ~5 m.
     detector_range: Literal["short", "full"] = "short"
     min_face_confidence: float = 0.5

@@ -132,3 +132,29 @@ def write_config(path: Path, config) -> Path:
     path.write_text(f'[library]\ndir = "{config.library.dir}"\n[paths]\ncache_dir = "{config.paths.cache_dir}"\n'
                     f'models_dir = "{config.paths.models_dir}"\n', encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def small_library(tmp_path_factory):
+    """A library of 8 generated songs (60 s, calm to lively), analysed from their audio."""
+    import soundfile as sf
+
+    from moodsic_live.config import Config
+    from moodsic_live.library.builder import build_library
+
+    root = tmp_path_factory.mktemp("songs")
+    sr = 22050
+    t = np.arange(60 * sr) / sr
+    rng = np.random.default_rng(1)
+    for k in range(8):
+        bpm = 60 + 15 * k
+        beat = (np.sin(2 * np.pi * bpm / 60 * t) > 0.95).astype(np.float32)
+        tone = np.sin(2 * np.pi * (220 + 40 * k) * t) * (0.05 + 0.04 * k)
+        noise = rng.standard_normal(len(t)) * beat * 0.03 * k
+        sf.write(root / f"song{k}.wav", np.clip(tone + noise, -0.9, 0.9).astype(np.float32), sr)
+    c = Config()
+    base = tmp_path_factory.mktemp("lib")
+    c.library.dir, c.paths.cache_dir, c.library.workers = base / "libraries", base / "cache", 2
+    c.library.music_model = "features"
+    library, _ = build_library(root, c, "songs", say=lambda s: None, progress=False)
+    return library, c

@@ -55,29 +55,6 @@ def mood_video(tmp_path_factory, faces_dev) -> tuple:
     return path, (30.0, 60.0, 80.0)
 
 
-@pytest.fixture(scope="session")
-def small_library(tmp_path_factory):
-    """A library of 8 generated songs (60 s, calm to lively), analysed from their audio."""
-    from moodsic_live.library.builder import build_library
-
-    root = tmp_path_factory.mktemp("songs")
-    sr = 22050
-    t = np.arange(60 * sr) / sr
-    rng = np.random.default_rng(1)
-    for k in range(8):
-        bpm = 60 + 15 * k
-        beat = (np.sin(2 * np.pi * bpm / 60 * t) > 0.95).astype(np.float32)
-        tone = np.sin(2 * np.pi * (220 + 40 * k) * t) * (0.05 + 0.04 * k)
-        noise = rng.standard_normal(len(t)) * beat * 0.03 * k
-        sf.write(root / f"song{k}.wav", np.clip(tone + noise, -0.9, 0.9).astype(np.float32), sr)
-    c = Config()
-    base = tmp_path_factory.mktemp("lib")
-    c.library.dir, c.paths.cache_dir, c.library.workers = base / "libraries", base / "cache", 2
-    c.library.music_model = "features"
-    library, _ = build_library(root, c, "songs", say=lambda s: None, progress=False)
-    return library, c
-
-
 def test_soundtrack_plan_follows_the_faces(mood_video, small_library, perceiver):
     from moodsic_live.engine.soundtrack import plan_soundtrack
 

@@ -192,6 +192,52 @@ def test_volume_change_is_ramped_without_zipper():
     assert max_step(x[at - 10:at + ramp + 10]) <= bound
 
 
+def test_pause_holds_the_music_where_it_was_and_resume_carries_on_without_a_click():
+    """Pause ramps the master to 0 and then freezes every voice: after a 2 s hold, the music continues
+    from the sample where the ramp ended (not 2 s later), ramping back to the volume; a stop releases a hold."""
+    vol = 0.8
+    a = tone(440, 6, amp=0.5)
+    mixer = Mixer(SR, 2, PlayConfig(volume=vol))
+    mixer.play_now(buffer(a, "a"), fade_in_s=CUT_S)
+    out = np.zeros((6 * SR, 2), np.float32)
+    pos = 0
+
+    def run(seconds: float) -> np.ndarray:
+        nonlocal pos
+        start = pos
+        end = pos + round(seconds * SR)
+        while pos < end:
+            n = min(480, end - pos)
+            mixer.render(out[pos:pos + n])
+            pos += n
+        return out[start:end, 0]
+
+    run(1.0)
+    mixer.pause()
+    mixer.set_volume(0.5)                 # a volume change while paused waits for resume
+    ramp_and_hold = run(2.0)
+    ramp = round(VOLUME_RAMP_S * SR)
+    assert mixer.paused
+    assert np.all(ramp_and_hold[ramp + 480:] == 0.0)            # held: exact silence
+    held_clock = mixer.clock
+    run(0.5)
+    assert mixer.clock == held_clock                            # the clock stands still
+    mixer.resume()
+    after = run(1.0)
+    assert not mixer.paused
+    # The voice moved 1 s, then through the pause ramp only, then 1 s after resume: not the 2.5 s held.
+    assert mixer.current_position == 2 * SR + ramp
+    steady = after[ramp + 480:]
+    expected_peak = 0.5 * 0.5
+    assert abs(np.abs(steady).max() - expected_peak) < 0.01      # back at the new volume (0.5)
+    assert max_step(out[:pos]) <= 2 * math.pi * 440 / SR * 0.5 * vol + 1e-3   # no click anywhere
+    mixer.pause()
+    run(0.5)
+    mixer.stop(0.2)
+    run(0.5)
+    assert mixer.finished
+
+
 # ---- mixer: sample-exact, allocation-free ------------------------------------------------------
 
 def test_callback_blocks_and_file_sink_are_bit_identical(files, tmp_path):

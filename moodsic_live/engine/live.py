@@ -12,26 +12,40 @@ song is running out, or a cue failed to decode, it asks the matcher to skip to a
 Music starts after the first perception, or after ``START_WAIT_S`` with a neutral estimate.
 
 :meth:`LiveEngine.status` is a frozen snapshot, safe to read from any thread (the CLI prints
-it once a second; the GUI will draw it).
+it once a second; the window draws it), and :attr:`LiveEngine.latest_frame` the newest camera
+frame (for the preview; it never leaves the process).
+
+Controls (any thread, never blocking): :meth:`LiveEngine.skip`, :meth:`like`, :meth:`pause`,
+:meth:`resume`, :meth:`set_volume`, :meth:`set_mode`, :meth:`set_dwell`, :meth:`set_crossfade` go
+through a bounded command queue to the conductor, which applies them between two estimates (within
+``TICK_S / 2``); :meth:`set_perception` (experts on/off, detector range, atmosphere only) rebuilds the
+perceiver on the perceive worker's own thread. While paused, the music holds where it is, the matcher's
+clock stands still (a song's dwell and position continue after resume) and estimates go on.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import queue
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from moodsic_live.capture.source import CaptureThread, RetryPolicy, SourceSpec, VideoLike, open_video
-from moodsic_live.config import Config
+from moodsic_live.config import Config, PerceiveConfig
 from moodsic_live.engine.soundtrack import matcher_for
+from moodsic_live.errors import MoodsicError
+from moodsic_live.feedback import Feedback, FeedbackStore
+from moodsic_live.frames import Frame
 from moodsic_live.library.store import Library
-from moodsic_live.match.matcher import MatchDecision
+from moodsic_live.match.matcher import DWELL_RANGE, MatchDecision, validate_config
 from moodsic_live.memory import prompt_gil, return_big_buffers_to_the_os
-from moodsic_live.perceive.estimate import VA
+from moodsic_live.perceive.estimate import VA, Perception
 from moodsic_live.perceive.worker import InferenceWorker
 from moodsic_live.play.player import OutputFactory, Player
 from moodsic_live.stabilise.metrics import RunMetrics
@@ -42,6 +56,23 @@ Say = Callable[[str], None]
 TICK_S = 0.25
 START_WAIT_S = 3.0
 NEUTRAL = VA(0.0, 0.0, 1.0 / 3.0, 1.0 / 3.0)
+RATE_WINDOW_S = 2.0        # frame rates are measured over the last this many seconds
+RECENT = 100               # detection rate and gating share: over the last this many estimates
+COMMANDS = 64              # bounded control queue (a person cannot click faster than the conductor drains)
+
+
+@dataclass(frozen=True)
+class NowPlaying:
+    """The current choice, for display."""
+
+    track_id: str
+    title: str
+    artist: str
+    mood: str
+    position_s: float              # where the music is in the song (the mixer's play position)
+    duration_s: float
+    segment_va: tuple[float, float]  # the playing segment's V/A in the estimate space (the plane the window draws)
+    target_va: tuple[float, float]   # the mode's target in the estimate space
 
 
 @dataclass(frozen=True)
@@ -56,6 +87,22 @@ class Status:
     dropped_frames: int
     underflows: int
     provider: str
+    # -- for the window (defaults keep the headless line unchanged) ---------------------------------
+    perception: Perception | None = None   # the newest perception (faces with boxes, experts, raw estimate)
+    now: NowPlaying | None = None
+    up_next: str = ""                      # what a switch now would pick: "artist – title [mood]"
+    crossfading: bool = False
+    paused: bool = False
+    volume: float = 1.0
+    mode: str = "mirror"
+    fps_in: float = 0.0                    # frames from the source per second
+    fps_analysed: float = 0.0              # perceptions per second
+    detection_rate: float = 0.0            # share of recent perceptions with a face
+    gating_share: float = 0.0              # share of recent estimates with a gate closed (either dimension)
+    switches_per_min: float = 0.0
+    songs: int = 0                         # songs started so far (a change of this marks a song change)
+    capture_error: str = ""
+    problem: str = ""                      # the newest problem worth showing (one line; "" when none)
 
     def line(self) -> str:
         if self.stable is None:
@@ -75,13 +122,17 @@ class LiveEngine:
 
     def __init__(self, config: Config, library: Library, source: SourceSpec, output: OutputFactory,
                  say: Say = lambda s: None, clock: Callable[[], float] = time.monotonic,
-                 opener: Callable[[SourceSpec], VideoLike] = open_video, retry: RetryPolicy = RetryPolicy()):
+                 opener: Callable[[SourceSpec], VideoLike] = open_video, retry: RetryPolicy = RetryPolicy(),
+                 feedback: FeedbackStore | None = None):
         self.config = config
         self.library = library
-        self.say = say
+        self.source = source
         self.clock = clock
+        self._say = say
+        self.feedback = feedback if feedback is not None else FeedbackStore(config.paths.feedback)
         self.worker = InferenceWorker(config.perceive, config.paths.models_dir)
-        self.capture = CaptureThread(source, self.worker.submit, clock=clock, opener=opener, retry=retry)
+        self.latest_frame: Frame | None = None   # the newest frame from the source (the window's preview)
+        self.capture = CaptureThread(source, self._on_frame, clock=clock, opener=opener, retry=retry)
         self.matcher = matcher_for(library, config)
         self.stabiliser = Stabiliser(config.stabilise)
         self.metrics = RunMetrics()
@@ -96,6 +147,23 @@ class LiveEngine:
         self._said_capture = ""
         self._track_of = {t.id: i for i, t in enumerate(library.tracks)}
         self._switch_interval: float | None = None
+        self._commands: queue.Queue[Callable[[], None]] = queue.Queue(COMMANDS)
+        self._paused_at: float | None = None      # engine time the pause began
+        self._paused_total = 0.0                  # seconds paused before that
+        self._perception: Perception | None = None
+        self._faces_seen: deque[bool] = deque(maxlen=RECENT)
+        self._gated_seen: deque[bool] = deque(maxlen=RECENT)
+        self._rates: deque[tuple[float, int, int]] = deque()
+        self._problem = ""
+
+    def say(self, text: str) -> None:
+        self._problem = text
+        self._say(text)
+
+    def _on_frame(self, frame: Frame) -> None:
+        """Capture thread: keep the newest frame for the preview, hand it to perceive."""
+        self.latest_frame = frame
+        self.worker.submit(frame)
 
     # -- control (the caller's thread) --------------------------------------------------------
 
@@ -134,6 +202,65 @@ class LiveEngine:
     def status(self) -> Status | None:
         return self._status
 
+    # -- controls (any thread; applied by the conductor) ------------------------------------------
+
+    def _send(self, what: str, command: Callable[[], None]) -> None:
+        try:
+            self._commands.put_nowait(command)
+        except queue.Full:
+            self.say(f"too many controls at once; {what} was not applied, try again")
+
+    def skip(self) -> None:
+        """Crossfade to the matcher's next choice now (another song), whatever the dwell; recorded."""
+        self._send("skip", self._do_skip)
+
+    def like(self) -> None:
+        """Record that the current song fits (with the time, the song position and the room's estimate)."""
+        self._send("like", lambda: self._record("like"))
+
+    def pause(self) -> None:
+        self._send("pause", self._do_pause)
+
+    def resume(self) -> None:
+        self._send("resume", self._do_resume)
+
+    def set_volume(self, volume: float) -> None:
+        volume = min(1.0, max(0.0, float(volume)))
+        self._send("volume", lambda: self.player.set_volume(volume))
+
+    def set_mode(self, mode: str, *, goal: str | None = None, target: tuple[float, float] | None = None) -> None:
+        """mirror / regulate (toward ``goal``: calm, energise, uplift) / target (the venue's ``target`` V/A).
+        Raises MoodsicError (one line) for a value the matcher cannot use; nothing changes then."""
+        changes: dict = {"mode": mode}
+        if goal is not None:
+            changes["regulate_goal"] = goal
+        if target is not None:
+            changes["target_valence"], changes["target_arousal"] = (float(x) for x in target)
+        validate_config(dataclasses.replace(self.config.match, **changes))
+        self._send("mode", lambda: self._apply_match(changes, mode_changed=True))
+
+    def set_dwell(self, seconds: float) -> None:
+        lo, hi = DWELL_RANGE
+        if not lo <= seconds <= hi:
+            raise MoodsicError(f"dwell {seconds:g} s is outside {lo:g}..{hi:g} s")
+        self._send("dwell", lambda: self._apply_match({"dwell_seconds": float(seconds)}))
+
+    def set_crossfade(self, seconds: float) -> None:
+        if not 0.0 <= seconds <= 12.0:
+            raise MoodsicError(f"crossfade {seconds:g} s is outside 0..12 s")
+        self._send("crossfade", lambda: setattr(self.config.play, "crossfade_s", float(seconds)))
+
+    def set_perception(self, **changes) -> PerceiveConfig:
+        """Experts on/off (``face_enabled``, ``scene_enabled``), ``detector_range``, ``atmosphere_only``:
+        the perceive worker rebuilds its models on its own thread before its next frame."""
+        config = dataclasses.replace(self.worker.config, **changes)
+        self.worker.reconfigure(config)
+        return config
+
+    @property
+    def paused(self) -> bool:
+        return self._paused_at is not None
+
     @property
     def running(self) -> bool:
         return self._thread.is_alive()
@@ -143,6 +270,63 @@ class LiveEngine:
     def _now(self) -> float:
         return self.clock() - self._t0
 
+    def _music_now(self, now: float) -> float:
+        """The matcher's clock: engine time without the time spent paused."""
+        paused = self._paused_total + (now - self._paused_at if self._paused_at is not None else 0.0)
+        return now - paused
+
+    def _estimate(self) -> VA:
+        return self._last.as_va() if self._last is not None else NEUTRAL
+
+    def _apply_match(self, changes: dict, mode_changed: bool = False) -> None:
+        for key, value in changes.items():
+            setattr(self.config.match, key, value)
+        if mode_changed:
+            self.matcher.restart_mode()
+
+    def _do_skip(self) -> None:
+        if self._decision is None:
+            return
+        self._record("skip")
+        self._cue(self.matcher.skip(self._music_now(self._now()), self._estimate()))
+
+    def _do_pause(self) -> None:
+        if self._paused_at is None:
+            self._paused_at = self._now()
+            self.player.pause()
+
+    def _do_resume(self) -> None:
+        if self._paused_at is not None:
+            self._paused_total += self._now() - self._paused_at
+            self._paused_at = None
+            self.player.resume()
+
+    def _record(self, kind: str) -> None:
+        d = self._decision
+        if d is None:
+            return
+        track = self.library.tracks[d.track_index]
+        position = self.player.mixer.current_song_position_s if self.player else None
+        s = self._last
+        try:
+            self.feedback.add(Feedback.now(kind, library=self.library.name, track_id=track.id, title=track.title,
+                                           artist=track.artist, position_s=float(position or d.position),
+                                           valence=s.valence if s else None, arousal=s.arousal if s else None,
+                                           mode=self.config.match.mode))
+        except MoodsicError as exc:
+            self.say(str(exc))
+
+    def _run_commands(self) -> None:
+        while True:
+            try:
+                command = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                command()
+            except MoodsicError as exc:
+                self.say(str(exc))
+
     def _cue(self, d: MatchDecision) -> None:
         track = self.library.tracks[d.track_index]
         self.player.cue(track.path, track.id, d.position, fade_s=self.config.play.crossfade_s)
@@ -150,7 +334,7 @@ class LiveEngine:
         self._decision = d
 
     def _conduct(self) -> None:
-        last: Stable | None = None
+        self._last: Stable | None = None
         faces = 0
         next_tick = 0.0
         player = self.player
@@ -159,14 +343,19 @@ class LiveEngine:
                 p = self.worker.results.get(timeout=TICK_S / 2)
             except queue.Empty:
                 p = None
+            self._run_commands()
             now = self._now()
             if p is not None:
-                last = self.stabiliser.update(p.t, p.fused)  # frame time: seconds since capture start
+                last = self._last = self.stabiliser.update(p.t, p.fused)  # frame time: seconds since capture start
                 faces = len(p.faces)
+                self._perception = p
+                self._faces_seen.append(bool(p.boxes))
+                self._gated_seen.append(last.gated_valence or last.gated_arousal)
                 self.metrics.add(last)
                 self.metrics.add_latency(self._latency(p.t))
             elif now < next_tick:
                 continue
+            last = self._last
             next_tick = now + TICK_S
             for event in player.poll():
                 if event.kind == "failed":
@@ -175,14 +364,15 @@ class LiveEngine:
                     track = self._track_of.get(event.song_id)
                     if track is not None:
                         self.matcher.mark_unplayable(track)  # not chosen again this run
-            if last is None and now < START_WAIT_S:
+            if (last is None and now < START_WAIT_S) or self._paused_at is not None:
                 self._publish(now, last, faces)
                 continue
-            estimate = last.as_va() if last is not None else NEUTRAL
+            estimate = self._estimate()
+            mnow = self._music_now(now)
             if self._decision is not None and player.needs_next:
-                self._cue(self.matcher.skip(now, estimate))
+                self._cue(self.matcher.skip(mnow, estimate))
             else:
-                d = self.matcher.update(now, estimate)
+                d = self.matcher.update(mnow, estimate)
                 if d.switched:
                     self._cue(d)
                 else:
@@ -207,18 +397,66 @@ class LiveEngine:
             self._said_capture = ""
             self.say("camera is back")
 
+    def _rates_now(self, now: float, delivered: int, processed: int) -> tuple[float, float]:
+        rates = self._rates
+        rates.append((now, delivered, processed))
+        while len(rates) > 2 and now - rates[1][0] >= RATE_WINDOW_S:
+            rates.popleft()
+        t0, d0, p0 = rates[0]
+        span = now - t0
+        return ((delivered - d0) / span, (processed - p0) / span) if span > 0 else (0.0, 0.0)
+
+    def _now_playing(self, d: MatchDecision) -> NowPlaying:
+        track = self.library.tracks[d.track_index]
+        mixer = self.player.mixer
+        position = mixer.current_song_position_s
+        if position is None or mixer.current_song_id != track.id:
+            position = d.position            # still loading: where the matcher says it will start
+        inverse = self.matcher.aligner.inverse
+        seg = inverse(d.segment.valence, d.segment.arousal)
+        target = inverse(*d.target)
+        return NowPlaying(track.id, track.title, track.artist, d.cluster, float(position), float(track.duration),
+                          (float(seg[0]), float(seg[1])), (float(target[0]), float(target[1])))
+
+    def _up_next(self, now: float) -> str:
+        nxt = self.matcher.peek(self._music_now(now), self._estimate())
+        if nxt is None:
+            return ""
+        track = self.library.tracks[nxt.track_index]
+        return f"{track.label()} [{nxt.cluster}]" if nxt.cluster else track.label()
+
     def _publish(self, now: float, stable: Stable | None, faces: int) -> None:
         d = self._decision
         playing = mood = ""
         dwell_left = 0.0
+        now_playing = None
+        up_next = ""
         if d is not None:
             track = self.library.tracks[d.track_index]
             playing, mood = track.label(), d.cluster
             p = self.matcher.playing
             if p is not None:
-                dwell_left = max(0.0, self.config.match.dwell_seconds - (now - p.since))
+                dwell_left = max(0.0, self.config.match.dwell_seconds - (self._music_now(now) - p.since))
+            now_playing = self._now_playing(d)
+            up_next = self._up_next(now)
         st = self.capture.stats
-        self._status = Status(t=now, stable=stable, faces=faces, mood=mood, playing=playing, dwell_left=dwell_left,
-                              capture=st.state, dropped_frames=self.worker.stats.dropped_frames,
-                              underflows=self.player.underflows if self.player else 0,
-                              provider=self.worker.provider_note)
+        fps_in, fps_analysed = self._rates_now(now, st.frames_delivered, self.worker.stats.processed)
+        switches = len(self.metrics.switches)
+        minutes = self._music_now(now) / 60.0
+        player = self.player
+        self._status = Status(
+            t=now, stable=stable, faces=faces, mood=mood, playing=playing, dwell_left=dwell_left,
+            capture=st.state, dropped_frames=self.worker.stats.dropped_frames,
+            underflows=player.underflows if player else 0, provider=self.worker.provider_note,
+            perception=self._perception, now=now_playing, up_next=up_next,
+            crossfading=player is not None and sum(1 for v in player.mixer.voices() if v.fading_out) > 0,
+            paused=self._paused_at is not None, volume=self.config.play.volume, mode=self.config.match.mode,
+            fps_in=fps_in, fps_analysed=fps_analysed,
+            detection_rate=_share(self._faces_seen), gating_share=_share(self._gated_seen),
+            switches_per_min=max(0, switches - 1) / minutes if minutes > 0.5 else 0.0, songs=switches,
+            capture_error=st.last_error if st.state != "running" else "",
+            problem=self.worker.problem or self._problem)
+
+
+def _share(flags: deque[bool]) -> float:
+    return sum(flags) / len(flags) if flags else math.nan

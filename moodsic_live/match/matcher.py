@@ -326,6 +326,22 @@ class Matcher:
             target_label = int(self.clusters.predict(np.array([target]))[0])
         return target, target_label
 
+    def restart_mode(self) -> None:
+        """The mode or its goal changed: regulation starts again from the current estimate."""
+        self._regulate_since = None
+
+    def peek(self, now: float, estimate: VA) -> MatchDecision | None:
+        """What :meth:`skip` would choose now (a display's "up next"), changing nothing; None before the
+        first choice or when no other song is left."""
+        p = self._playing
+        if p is None:
+            return None
+        target, target_label = self._target(now, estimate)
+        best = self._choose(target, target_label, "better", p.track, p.position(now))
+        if best is None:
+            return None
+        return self._decision(now, best[0], target, estimate, "skip", self._start[best[0]])
+
     def skip(self, now: float, estimate: VA) -> MatchDecision:
         """Switch now, whatever the dwell, to the best choice in another song: the playing one could
         not be decoded or ran out before the matcher's own ending rule. A one-song library restarts."""

@@ -61,6 +61,9 @@ class Perception:
     scene_features: dict[str, float] = field(default_factory=dict)
     provider: str = "CPU"
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # Every detected face box, primary first: the boxes of ``faces``, or in atmosphere-only mode
+    # (no face analysis) the boxes alone, so the preview can blur them.
+    boxes: tuple[FaceBox, ...] = ()
 
     def to_json(self, path: str, video: bool) -> dict:
         """The CLI contract of ``moodsic-live perceive --json`` (other tools parse it)."""

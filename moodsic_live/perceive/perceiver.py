@@ -30,9 +30,10 @@ class Perceiver:
         self.detector: FaceDetector | None = None
         self.face: FaceExpert | None = None
         self.scene: SceneExpert | None = None
-        if config.face_enabled:
+        if config.face_enabled and not config.atmosphere_only:
             self.face = FaceExpert(self.runtime, config.face_model or models_dir / FACE_MODEL,
                                    tta=config.tta_samples, padding=config.face_padding)
+        if self.face is not None or config.atmosphere_only:  # atmosphere only: boxes to blur, nothing read
             self.detector = FaceDetector(config.detector_range, config.min_face_confidence, config.max_faces)
         if config.scene_enabled:
             self.scene = SceneExpert(self.runtime, config.scene_model or models_dir / SCENE_MODEL)
@@ -56,16 +57,19 @@ class Perceiver:
             clock = now
 
         readings = []
-        parallel = self.scene is not None and not frame.still and self.face is not None
+        boxes: tuple = ()
+        parallel = self.scene is not None and not frame.still and self.detector is not None
         pending = self._scene_pool.submit(self._timed_scene, frame, self._last_readings) if parallel else None
-        if self.detector is not None and self.face is not None:
+        if self.detector is not None:
             faces = self.detector.detect(cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB))
             primary = choose_primary(faces, *frame.size)
             if primary is not None:
                 faces.insert(0, faces.pop(primary))
+            boxes = tuple(faces)
             lap("detect")
-            readings = self.face.read(frame.image, faces)
-            lap("face")
+            if self.face is not None:
+                readings = self.face.read(frame.image, faces)
+                lap("face")
         scene, features = None, {}
         if pending is not None:
             scene, features, timings["scene"] = pending.result()
@@ -78,7 +82,7 @@ class Perceiver:
         fused = fuse([face.estimate if face else None, scene])
         lap("fusion")
         return Perception(frame.t, frame.index, fused, face, tuple(readings), scene, features,
-                          self.runtime.provider, timings)
+                          self.runtime.provider, timings, boxes)
 
     def _timed_scene(self, frame: Frame, readings: list) -> tuple:
         t0 = time.perf_counter()

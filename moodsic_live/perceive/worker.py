@@ -4,6 +4,11 @@ Capture hands frames to :meth:`InferenceWorker.submit`, which never blocks: the 
 holds at most one waiting frame, and a newer frame replaces it (the older one is counted
 as dropped), so a slow model never builds a queue of stale frames. Results go to a
 bounded output queue; if its reader falls behind, the oldest result is dropped.
+
+:meth:`InferenceWorker.reconfigure` (experts on/off, detector range, atmosphere only) rebuilds the
+perceiver on the worker's own thread before its next frame: the ONNX sessions never change thread,
+and the caller (e.g. the GUI) never waits for models to load. If the new settings cannot be loaded,
+the old perceiver keeps running and :attr:`InferenceWorker.problem` says why, in one line.
 """
 
 from __future__ import annotations
@@ -68,6 +73,10 @@ class InferenceWorker:
         self.stats = WorkerStats()
         self.error: MoodsicError | None = None
         self.provider_note = ""
+        self.problem = ""          # the last reconfiguration that failed ("" when none)
+        self.generation = 0        # reconfigurations applied
+        self._next: PerceiveConfig | None = None
+        self._next_lock = threading.Lock()
 
     def start(self, timeout: float = 60.0) -> None:
         """Start the thread and wait until its models are loaded (or raise their error)."""
@@ -79,6 +88,11 @@ class InferenceWorker:
     def submit(self, frame: Frame) -> None:
         self.stats.submitted += 1
         self._slot.put(frame)
+
+    def reconfigure(self, config: PerceiveConfig) -> None:
+        """Use ``config`` from the next frame on (the perceiver is rebuilt on the worker's thread)."""
+        with self._next_lock:
+            self._next = config
 
     def stop(self, timeout: float = 1.0) -> bool:
         self._stop.set()
@@ -99,6 +113,7 @@ class InferenceWorker:
         self._ready.set()
         try:
             while not self._stop.is_set():
+                perceiver = self._maybe_rebuild(perceiver)
                 frame = self._slot.get(timeout=0.1)
                 if frame is None:
                     continue
@@ -121,3 +136,21 @@ class InferenceWorker:
                             pass
         finally:
             perceiver.close()
+
+    def _maybe_rebuild(self, perceiver):
+        from moodsic_live.perceive.perceiver import Perceiver
+
+        with self._next_lock:
+            config, self._next = self._next, None
+        if config is None:
+            return perceiver
+        try:
+            fresh = Perceiver(config, self.models_dir, runtime=perceiver.runtime)
+        except MoodsicError as exc:
+            self.problem = str(exc)
+            return perceiver
+        perceiver.close()
+        self.config = config
+        self.problem = ""
+        self.generation += 1
+        return fresh

@@ -50,6 +50,9 @@ Gains
 * Master gain: volume changes ramp over :data:`VOLUME_RAMP_S` with a raised cosine (no zipper
   noise); :meth:`Mixer.stop` fades the master out with a quarter cosine, after which ``render``
   writes exact zeros and ``finished`` is true.
+* Pause: :meth:`Mixer.pause` ramps the master to 0 over :data:`VOLUME_RAMP_S`, then *holds*: ``render``
+  writes zeros without moving any voice or the clock (commands wait, except a resume or a stop), so
+  :meth:`Mixer.resume` carries on from the very sample where the ramp ended, ramping back up.
 
 "Needs next"
 ------------
@@ -104,7 +107,16 @@ class StopCommand:
     fade_out: np.ndarray
 
 
-Command = StartCommand | VolumeCommand | StopCommand
+@dataclass(frozen=True)
+class PauseCommand:
+    """``paused`` True: ramp the master to 0, then hold every voice where it is (render writes zeros and
+    the clock stands still); False: carry on from there, ramping back to the volume."""
+
+    at_frame: int | None
+    paused: bool
+
+
+Command = StartCommand | VolumeCommand | StopCommand | PauseCommand
 
 
 @dataclass(frozen=True)
@@ -224,6 +236,9 @@ class Mixer:
         self._m_offset_f = 0.0
         self._m_final_f = float(self._m_final)
         self._stopping = False
+        self._volume_f = float(self.config.volume)   # what resume ramps back to (audio thread)
+        self._pausing = False                        # ramping down to a hold (audio thread)
+        self._held = False                           # paused: voices and clock stand still (audio thread)
 
         # Hand-over: control → audio (commands), audio → control (references to drop).
         self._inbox: deque[Command] = deque()
@@ -252,6 +267,16 @@ class Mixer:
             raise ValueError(f"volume must be within 0..1, got {volume}")
         self.reclaim()
         self._inbox.append(VolumeCommand(at_frame, float(volume)))
+
+    def pause(self, *, at_frame: int | None = None) -> None:
+        """Ramp the master to 0, then hold every voice where it is until :meth:`resume`."""
+        self.reclaim()
+        self._inbox.append(PauseCommand(at_frame, True))
+
+    def resume(self, *, at_frame: int | None = None) -> None:
+        """Carry on after :meth:`pause` from where the music stopped, ramping back to the volume."""
+        self.reclaim()
+        self._inbox.append(PauseCommand(at_frame, False))
 
     def stop(self, fade_s: float | None = None, *, at_frame: int | None = None) -> None:
         """Fade the master out over ``fade_s`` (``None``: ``config.fade_out_s``; at least :data:`CUT_S`);
@@ -303,6 +328,11 @@ class Mixer:
         return self._finished
 
     @property
+    def paused(self) -> bool:
+        """The audio side's state: ramping down to a hold, or held (a resume not yet applied still counts)."""
+        return self._pausing or self._held
+
+    @property
     def pending(self) -> int:
         """Commands sent but not yet applied."""
         return len(self._inbox)
@@ -331,8 +361,17 @@ class Mixer:
         Called by the audio callback: allocates no sample memory, takes no lock, does no I/O.
         """
         n = out.shape[0]
+        if self._held:
+            self._apply_due()              # only a resume or a stop can release the hold
+            if self._held:
+                out[...] = 0.0
+                self._needs_next = False
+                return
         done = 0
         while done < n:
+            if self._held:                 # the pause ramp ended inside this block
+                out[done:] = 0.0
+                break
             self._apply_due()
             m = n - done
             if m > self.max_block:
@@ -356,7 +395,9 @@ class Mixer:
         while inbox:
             cmd = inbox[0]
             at = cmd.at_frame
-            if at is not None and at > self.clock:
+            if self._held and not isinstance(cmd, (PauseCommand, StopCommand)):
+                return                     # held: the clock stands still, other commands wait for resume
+            if at is not None and at > self.clock and not self._held:
                 return
             inbox.popleft()
             self._retired.append(cmd)
@@ -365,9 +406,20 @@ class Mixer:
             if isinstance(cmd, StartCommand):
                 self._start(cmd)
             elif isinstance(cmd, VolumeCommand):
-                if not self._stopping:
+                self._volume_f = cmd.volume
+                if not self._stopping and not self.paused:
                     self._master_envelope(self._volume_ramp, cmd.volume, cmd.volume, stopping=False)
+            elif isinstance(cmd, PauseCommand):
+                if self._stopping:
+                    continue
+                if cmd.paused and not self.paused:
+                    self._pausing = True
+                    self._master_envelope(self._volume_ramp, 0.0, 0.0, stopping=False)
+                elif not cmd.paused and self.paused:
+                    self._pausing = self._held = False
+                    self._master_envelope(self._volume_ramp, self._volume_f, self._volume_f, stopping=False)
             elif not self._stopping:
+                self._held = self._pausing = False   # a stop releases a hold: the (silent) fade runs out
                 self._master_envelope(cmd.fade_out, 0.0, 0.0, stopping=True)
 
     def _start(self, cmd: StartCommand) -> None:
@@ -501,6 +553,9 @@ class Mixer:
                 self._release(v)
         if self._m_k < self._m_len:
             self._m_k += m
+            if self._m_k >= self._m_len and self._pausing:
+                self._pausing = False
+                self._held = True
             if self._m_k >= self._m_len and self._stopping:
                 self._finished = True
                 self._stopping = False

@@ -237,6 +237,7 @@ class Player:
         self._failed = False
         self._started = 0
         self._closed = False
+        self._paused = False
         try:
             self.output = output_factory.create(self.mixer)
             rate = self.output.open()
@@ -293,6 +294,27 @@ class Player:
             self.mixer.crossfade_to(buffer, cue.fade_s)
         self._started += 1
 
+    def pause(self) -> None:
+        """Ramp the music down and hold it where it is (the output keeps running, writing silence)."""
+        if not self._paused:
+            self._paused = True
+            self.mixer.pause()
+
+    def resume(self) -> None:
+        """Carry on from where :meth:`pause` held the music."""
+        if self._paused:
+            self._paused = False
+            self.mixer.resume()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def set_volume(self, volume: float) -> None:
+        """Master volume 0..1 (a short ramp; remembered through a pause)."""
+        self.config.volume = min(1.0, max(0.0, float(volume)))
+        self.mixer.set_volume(self.config.volume)
+
     @property
     def loading(self) -> bool:
         """The newest cue is still being decoded."""
@@ -302,7 +324,7 @@ class Player:
     def needs_next(self) -> bool:
         """Ask the matcher for the next choice now: the current song is running out or the last cue
         failed, and no cue is on its way."""
-        if self._closed or self.loading:
+        if self._closed or self.loading or self._paused:
             return False
         return self._failed or self.mixer.needs_next
 

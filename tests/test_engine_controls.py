@@ -1,0 +1,151 @@
+"""The live engine's controls (what the window's buttons call): skip, like, pause/resume, volume, mode,
+dwell, crossfade, experts on/off, atmosphere only; and the status the window draws.
+
+One live run on a real photo seen by a (simulated) webcam, real models, real songs, silent real-time output.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from moodsic_live.errors import MoodsicError
+
+
+def _wait_for(predicate, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+class _Webcam:
+    """A webcam (the VideoLike protocol) showing a real photo at 15 fps."""
+
+    def __init__(self, image: np.ndarray):
+        self.image = image
+
+    def isOpened(self) -> bool:
+        return True
+
+    def read(self):
+        time.sleep(1 / 15)
+        return True, self.image.copy()
+
+    def get(self, prop_id: int) -> float:
+        import cv2
+
+        return 15.0 if prop_id == cv2.CAP_PROP_FPS else 0.0
+
+    def release(self) -> None:
+        pass
+
+
+@pytest.fixture()
+def engine(small_library, tmp_path):
+    from skimage import data
+
+    from moodsic_live.capture.source import parse_source
+    from moodsic_live.engine.live import LiveEngine
+    from moodsic_live.feedback import FeedbackStore
+    from moodsic_live.play.player import silent_output
+
+    library, base = small_library
+    config = copy.deepcopy(base)
+    config.perceive.tta_samples = 2
+    photo = np.ascontiguousarray(data.astronaut()[..., ::-1])   # a smiling face, public domain
+    said: list[str] = []
+    e = LiveEngine(config, library, parse_source("0"), silent_output(config.play), said.append,
+                   opener=lambda spec: _Webcam(photo), feedback=FeedbackStore(tmp_path / "feedback.sqlite"))
+    e.said = said
+    e.start()
+    yield e
+    e.stop()
+
+
+def test_controls_change_the_running_engine(engine):
+    e = engine
+    assert _wait_for(lambda: e.status is not None and e.status.now is not None and e.status.perception, 20)
+    s = e.status
+    assert e.latest_frame is not None and e.latest_frame.image.shape == (512, 512, 3)
+    assert s.perception.faces and s.perception.boxes and s.fps_in > 5 and s.fps_analysed > 0.5
+    assert s.now.duration_s == pytest.approx(60.0, abs=0.5) and s.up_next and s.mode == "mirror"
+    assert all(-1.0 <= x <= 1.0 for x in s.now.segment_va + s.now.target_va)
+    assert 0.0 <= s.detection_rate <= 1.0 and s.detection_rate > 0.5
+
+    # like: a row with the song, where in it, the room's estimate and the mode
+    e.like()
+    assert _wait_for(lambda: len(e.feedback.rows()) == 1, 2)
+    like = e.feedback.rows()[0]
+    assert like.kind == "like" and like.track_id == s.now.track_id and like.mode == "mirror"
+    assert like.valence is not None and abs(time.time() - like.at) < 5
+
+    # skip: another song at once (dwell ignored), crossfading, recorded
+    first = s.now.track_id
+    e.skip()
+    assert _wait_for(lambda: e.status.now.track_id != first, 1.0)
+    assert _wait_for(lambda: e.status.crossfading, 3.0)
+    assert [r.kind for r in e.feedback.rows()] == ["like", "skip"]
+    assert e.feedback.rows()[1].track_id == first
+    songs = e.status.songs
+
+    # pause: the music holds where it is (mixer clock and dwell stand still); resume carries on
+    e.pause()
+    assert _wait_for(lambda: e.status.paused and e.player.mixer.paused, 1.0)
+    time.sleep(0.3)                                    # the 50 ms ramp has ended: held
+    clock, dwell = e.player.mixer.clock, e.status.dwell_left
+    time.sleep(1.5)
+    assert e.player.mixer.clock == clock and e.status.dwell_left == pytest.approx(dwell, abs=0.3)
+    e.resume()
+    assert _wait_for(lambda: not e.status.paused and e.player.mixer.clock > clock, 1.0)
+
+    # volume, dwell, crossfade, mode: applied by the conductor within a tick
+    e.set_volume(0.3)
+    e.set_dwell(20)
+    e.set_crossfade(1.5)
+    e.set_mode("target", target=(-0.8, -0.8))
+    assert _wait_for(lambda: e.status.mode == "target" and e.status.volume == 0.3, 1.0)
+    assert e.config.match.dwell_seconds == 20 and e.config.play.crossfade_s == 1.5
+    assert _wait_for(lambda: e.status.now.target_va[0] < -0.3 and e.status.now.target_va[1] < -0.3, 1.0)
+    with pytest.raises(MoodsicError, match="dwell 40 s is outside 20..30"):
+        e.set_dwell(40)
+    with pytest.raises(MoodsicError, match="regulate_goal"):
+        e.set_mode("regulate", goal="sleep")
+    assert e.status.songs == songs                     # none of these switched the song
+
+    # atmosphere only: faces still found (to blur them) but not read; face expert off: not even found
+    generation = e.worker.generation
+    e.set_perception(atmosphere_only=True)
+    assert _wait_for(lambda: e.worker.generation == generation + 1, 10)
+    assert _wait_for(lambda: e.status.perception.index > 0 and not e.status.perception.faces
+                     and e.status.perception.boxes, 5)
+    e.set_perception(atmosphere_only=False, face_enabled=False)
+    assert _wait_for(lambda: e.worker.generation == generation + 2, 10)
+    assert _wait_for(lambda: not e.status.perception.boxes and e.status.perception.scene is not None, 5)
+    assert not e.worker.problem and e.worker.error is None
+
+    t0 = time.monotonic()
+    assert e.stop()
+    assert time.monotonic() - t0 < 1.5
+    assert not {t.name for t in threading.enumerate()} & {"capture", "perceive", "stabilise-match"}
+
+
+def test_a_feedback_file_that_cannot_be_written_is_said_and_the_music_goes_on(engine, tmp_path):
+    from moodsic_live.feedback import FeedbackStore
+
+    e = engine
+    assert _wait_for(lambda: e.status is not None and e.status.now is not None, 20)
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    e.feedback = FeedbackStore(blocker / "feedback.sqlite")
+    first = e.status.now.track_id
+    e.skip()
+    assert _wait_for(lambda: e.status.now.track_id != first, 1.0)     # the skip still happens
+    assert _wait_for(lambda: "feedback file" in e.status.problem, 1.0)
+    assert any("feedback file" in line and "paths.feedback" in line for line in e.said)
