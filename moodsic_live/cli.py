@@ -1,7 +1,6 @@
 """The ``moodsic-live`` command line.
 
-    moodsic-live                      the app's default (the live loop on the demo source, headless
-                                      until the window lands)
+    moodsic-live [gui] [--kiosk] ...  the desktop app (the window on the live engine)
     moodsic-live run --headless ...   the live loop; analyze VIDEO: a soundtrack for a video
     moodsic-live perceive PATH...     valence/arousal of images and videos [--json]
     moodsic-live models build|info    build the ONNX experts / list them
@@ -50,7 +49,8 @@ def _perceive_flags(parser: argparse.ArgumentParser) -> None:
 def _run_flags(p: argparse.ArgumentParser) -> None:
     _common(p)
     _perceive_flags(p)
-    p.add_argument("--headless", action="store_true", help="no window (the only mode until the GUI lands)")
+    p.add_argument("--headless", action="store_true", help="no window (run always runs headless; "
+                   "the window is `moodsic-live gui`)")
     p.add_argument("--source", default="demo",
                    help="camera index (0, 1, ...), a video file, an rtsp/http stream URL, or demo (default)")
     p.add_argument("--loop", action="store_true", help="loop a video file source")
@@ -80,8 +80,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--fps", type=float, help="video sampling rate (default 5)")
 
+    g = sub.add_parser("gui", help="the desktop app (default): the window on the live engine",
+                       description="The desktop app: what the camera sees, the estimated mood, what plays and "
+                                   "what comes next, and the controls to steer it. Choices are remembered.")
+    _common(g)
+    _perceive_flags(g)
+    g.add_argument("--source", help="camera index (0, 1, ...), a video file, a stream URL, or demo "
+                   "(default: the last one used, else demo)")
+    g.add_argument("--library", help="music library name (default: the last one used, else the newest, else demo)")
+    g.add_argument("--kiosk", action="store_true", help="full screen, large type, no menus (Esc twice leaves)")
+    g.add_argument("--atmosphere-only", action="store_true",
+                   help="no face analysis; faces blurred in the preview (shops, cafés)")
+    g.add_argument("--crossfade", type=float, help="crossfade seconds (0..12)")
+    g.add_argument("--output", default="device", help="device (default), none (silent) or FILE.wav")
+    g.add_argument("--screenshot", type=Path, metavar="FILE.png",
+                   help="save a screenshot of the window after --quit-after seconds, then exit")
+    g.add_argument("--quit-after", type=float, metavar="SECONDS", help="close the window after this many seconds")
+    g.add_argument("--settings", type=Path, help="the remembered-choices file (default: gui.ini beside config.toml)")
+
     for name, text in (("run", "the live loop: camera in, music out"),
-                       ("gui", "start the app (until the window lands: the live loop, headless)"),
                        ("demo", "the live loop on the built-in demo source")):
         p = sub.add_parser(name, help=text,
                            description=f"{text[0].upper()}{text[1:]}. The live loop (perceive -> stabilise -> "
@@ -195,8 +212,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from moodsic_live.library.builder import open_library
     from moodsic_live.play.player import device_or_silent, paced_file_output, silent_output
 
-    if args.command == "gui":
-        _say("the window arrives with the desktop-app issue; running the live loop headless. Ctrl+C stops.")
     if args.command == "demo":
         args.source = "demo"
     config = _config(args)
@@ -387,7 +402,14 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_models(args)
         if command == "analyze":
             return cmd_analyze(args)
-        if command in ("run", "gui", "demo", None):
+        if command in ("gui", None):
+            from moodsic_live.gui.app import run_gui
+
+            config = _config(args)
+            if args.crossfade is not None and not 0.0 <= args.crossfade <= 12.0:
+                raise MoodsicError(f"--crossfade must be between 0 and 12 s, got {args.crossfade:g}")
+            return run_gui(args, config)
+        if command in ("run", "demo"):
             return cmd_run(args)
         if command in ("library", "audio-va", "match"):
             from moodsic_live import cli_music

@@ -11,6 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
+# GUI tests draw offscreen (no window flashes on a desktop; CI has no display).
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MOODSIC_SHARED", ROOT.parent / "shared")) / "data"
 FACES_DEV = SHARED / "faces_dev"

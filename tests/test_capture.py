@@ -306,7 +306,7 @@ def test_the_demo_source_delivers_labelled_frames_at_its_fps():
     rec = Recorder()
     cap = CaptureThread(parse_source("demo"), rec)
     cap.start()
-    assert wait_for(lambda: len(rec.snapshot()) >= 16, 4.0)
+    assert wait_for(lambda: len(rec.snapshot()) >= 45, 4.0)
     stop_quickly(cap)
     frames = rec.snapshot()
     assert all(f.source.startswith("demo") for f in frames)
@@ -314,8 +314,8 @@ def test_the_demo_source_delivers_labelled_frames_at_its_fps():
     ts = [f.t for f in frames]
     assert ts == sorted(ts)
     rate = (len(frames) - 1) / (ts[-1] - ts[0])
-    assert 8.0 < rate < 12.0, rate
-    assert cap.stats.source_fps == 10.0 and cap.stats.frames_delivered == len(frames)
+    assert 25.0 < rate < 35.0, rate                   # a webcam's rate: the window's preview is smooth
+    assert cap.stats.source_fps == 30.0 and cap.stats.frames_delivered == len(frames)
 
 
 # --------------------------------------------------------------------------------------- cameras

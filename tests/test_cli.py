@@ -216,26 +216,29 @@ def test_python_m_and_main_py_start_the_same_app(models_dir):
         assert r.returncode == 0 and "perceive" in r.stdout and "models" in r.stdout
 
 
-def test_default_run_is_the_live_loop_on_the_demo_and_says_so(models_dir):
-    r = run_cli("gui", "--duration", "3", "--output", "none")
+def test_demo_command_is_the_live_loop_headless_on_the_demo_source(models_dir):
+    r = run_cli("demo", "--duration", "3", "--output", "none")
     assert r.returncode == 0, r.stderr
     _no_traceback(r)
-    assert "running the live loop headless" in r.stderr
     assert "source: demo" in r.stderr and "inference runs on" in r.stderr
     assert "faces 1" in r.stdout and "\u266a" in r.stdout            # the demo opens on the astronaut
     assert "run: " in r.stdout and "audio underflows" in r.stdout
 
 
-def test_main_py_and_python_m_run_the_default_app(models_dir):
+def test_main_py_opens_the_window_by_default(models_dir, small_library, tmp_path):
+    """``python main.py`` (no command) is ``moodsic-live gui``: the window, here offscreen."""
     import subprocess
     import sys
 
-    for cmd in ([sys.executable, str(ROOT / "main.py"), "--duration", "2"],
-                [sys.executable, "-m", "moodsic_live", "--duration", "2"]):
-        r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
-        assert r.returncode == 0, r.stderr
-        _no_traceback(r)
-        assert "running the live loop headless" in r.stderr and "inference runs on" in r.stderr
-        # with no sound card (CI) it says so in one line and keeps running; with one it plays
-        assert "the loop keeps running without sound" in r.stderr or "audio device" in r.stderr
-        assert "\u266a" in r.stdout and "run: " in r.stdout
+    from conftest import write_config
+
+    _, config = small_library
+    shot = tmp_path / "main.png"
+    cmd = [sys.executable, str(ROOT / "main.py"), "--config", str(write_config(tmp_path / "c.toml", config)),
+           "--library", "songs", "--settings", str(tmp_path / "gui.ini"), "--output", "none",
+           "--screenshot", str(shot), "--quit-after", "8"]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300,
+                       env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
+    assert r.returncode == 0, r.stderr
+    _no_traceback(r)
+    assert shot.stat().st_size > 50_000

@@ -26,7 +26,7 @@ Pacing: cameras and live streams pace themselves (``read`` blocks until the next
 Video files (and URLs that report a frame count, i.e. clips rather than live streams; they
 end or loop like files) are played in real time at their native fps; if reading falls behind
 by more than half a second the schedule slips instead of bursting to catch up. The demo
-source is paced at ``fps_limit`` or 10 fps.
+source is paced at ``fps_limit`` or 30 fps (a webcam's rate).
 
 Failures: a camera or stream that cannot be opened, or stops giving frames, is retried for
 ever with exponential backoff (:class:`RetryPolicy`: 0.5 s doubling to 5 s); meanwhile the
@@ -73,7 +73,7 @@ from moodsic_live.frames import Frame
 
 KINDS = ("camera", "file", "url", "demo")
 STATES = ("starting", "running", "retrying", "stopped", "failed")
-DEMO_FPS = 10.0
+DEMO_FPS = 30.0   # a webcam's rate: the window's preview is smooth; perceive takes the newest frame
 STREAM_OPEN_TIMEOUT_MS = 2000
 STREAM_READ_TIMEOUT_MS = 1000
 CAMERA_READ_TIMEOUT_MS = 1000

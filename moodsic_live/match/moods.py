@@ -219,3 +219,13 @@ class MoodClusters:
         except (KeyError, TypeError, ValueError):
             raise MoodsicError("the library's mood clusters are damaged; rebuild the library with "
                                "`moodsic-live library build SOURCE`") from None
+
+
+def region_grid(clusters: MoodClusters, aligner: Aligner, n: int = 96) -> np.ndarray:
+    """The mood region of every cell of an ``n × n`` grid over the estimate plane (what a display of
+    the circumplex colours): row 0 = arousal +1, column 0 = valence -1, cell centres evenly spaced
+    over [-1, 1]. Each cell's point is aligned into the library's space and labelled by ``clusters``."""
+    centres = (np.arange(n) + 0.5) / n * 2.0 - 1.0
+    v, a = np.meshgrid(centres, centres[::-1])
+    points = aligner.apply(np.column_stack([v.ravel(), a.ravel()]))
+    return clusters.predict(points).reshape(n, n).astype(np.int32)

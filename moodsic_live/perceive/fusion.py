@@ -63,3 +63,17 @@ def fit_variance_calibration(raw_var: np.ndarray, sq_err: np.ndarray) -> tuple[f
     res = minimize(nll, start, method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-9, "maxiter": 4000})
     scale, floor = np.exp(res.x)
     return float(scale), float(floor)
+
+
+def face_share(face: VA | None, scene: VA | None) -> float | None:
+    """The face expert's share of the fused estimate (its inverse-variance weight, mean of the two
+    dimensions): 1 = the face alone, 0 = the scene alone, None when neither spoke."""
+    if face is None and scene is None:
+        return None
+    if face is None or scene is None:
+        return 1.0 if scene is None else 0.0
+    shares = []
+    for fv, sv in ((face.valence_var, scene.valence_var), (face.arousal_var, scene.arousal_var)):
+        wf, ws = 1.0 / max(fv, 1e-9), 1.0 / max(sv, 1e-9)
+        shares.append(wf / (wf + ws))
+    return sum(shares) / 2.0
