@@ -112,6 +112,13 @@ class MainWindow(QMainWindow):
         self._progress: QProgressDialog | None = None
         self._started = False
         self._engine_problem = ""
+        self._latest = None            # the newest status (the slower widgets draw it on their own clock)
+        self._samples: list = []       # stable estimates not yet on the timeline
+        self._marks: list = []         # song changes not yet on the timeline
+        self._refreshes = 0
+        self._slow = QTimer(self)
+        self._slow.setInterval(100)
+        self._slow.timeout.connect(self._refresh)
 
         self.camera = CameraView()
         self.circumplex = CircumplexView()
@@ -214,6 +221,7 @@ class MainWindow(QMainWindow):
     def start(self) -> None:
         """Start the engine on the current choices (off the GUI thread) and the display timer."""
         self.bridge.start()
+        self._slow.start()
         self.host.start(launch_for(self.controls.choices, self.output))
 
     # -- engine events ------------------------------------------------------------------------
@@ -242,6 +250,10 @@ class MainWindow(QMainWindow):
         self._moods_of = None
         self._songs = -1
         self._engine_problem = ""
+        self._latest = None
+        self._last_stable_t = None
+        self._samples.clear()
+        self._marks.clear()
         self.now_playing.set_paused(False)
         self.timeline.clear()
         self.circumplex.clear_trail()
@@ -294,26 +306,44 @@ class MainWindow(QMainWindow):
         st = s.stable
         if st is not None and st.t != self._last_stable_t:
             self._last_stable_t = st.t
-            self.timeline.add_sample(s.t, (st.valence_raw, st.arousal_raw), (st.valence, st.arousal),
-                                     (st.gated_valence, st.gated_arousal))
-        now = s.now
-        self.circumplex.set_state(
-            s.t, raw=(st.valence_raw, st.arousal_raw) if st else None, stable=(st.valence, st.arousal) if st else None,
-            stable_sd=(math.sqrt(st.valence_var), math.sqrt(st.arousal_var)) if st else None,
-            gated=bool(st and (st.gated_valence or st.gated_arousal)),
-            segment=now.segment_va if now else None, segment_label=f"♪ {now.title}" if now else "")
-        if s.songs != self._songs and now is not None:
+            self._samples.append((s.t, (st.valence_raw, st.arousal_raw), (st.valence, st.arousal),
+                                  (st.gated_valence, st.gated_arousal)))
+        if s.songs != self._songs and s.now is not None:
             if s.songs > 0:
-                self.timeline.add_song_change(s.t, now.title)
+                self._marks.append((s.t, s.now.title))
             self._songs = s.songs
-        self.now_playing.show_status(s)
-        self._status_bar(s)
+        self._latest = s
         if s.problem != self._engine_problem:      # a new one (each is shown once; the host's lines too)
             self._engine_problem = s.problem
             if s.problem and s.problem not in self.problem.text():
                 self.show_problem(s.problem)
         if self.problem.isVisible() and time.monotonic() - self._problem_at > PROBLEM_SHOW_S:
             self.problem.hide()
+
+    def _refresh(self) -> None:
+        """The slower widgets, on their own clock: the plane at 10 Hz; the timeline (3 minutes across the
+        window: a pixel is ~0.2 s), now playing and the status bar at ~3 Hz. Estimates arrive at up to
+        30 Hz; painting the plots at that rate would keep the GUI thread busy for nothing."""
+        s = self._latest
+        if s is None:
+            return
+        self._refreshes += 1
+        st, now = s.stable, s.now
+        self.circumplex.set_state(
+            s.t, raw=(st.valence_raw, st.arousal_raw) if st else None, stable=(st.valence, st.arousal) if st else None,
+            stable_sd=(math.sqrt(st.valence_var), math.sqrt(st.arousal_var)) if st else None,
+            gated=bool(st and (st.gated_valence or st.gated_arousal)),
+            segment=now.segment_va if now else None, segment_label=f"♪ {now.title}" if now else "")
+        if self._refreshes % 3:
+            return
+        for sample in self._samples:
+            self.timeline.add_sample(*sample)
+        for mark in self._marks:
+            self.timeline.add_song_change(*mark)
+        self._samples.clear()
+        self._marks.clear()
+        self.now_playing.show_status(s)
+        self._status_bar(s)
 
     def _set_moods(self, engine) -> None:
         from moodsic_live.match.moods import region_grid
@@ -469,6 +499,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         self.bridge.stop()
+        self._slow.stop()
         self._close_progress()
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.sync()
