@@ -170,8 +170,8 @@ class LiveEngine:
     def start(self) -> None:
         self.capture.check()               # a video file that cannot be opened fails here, in one line
         self.worker.start()                # loads the models (raises their one-line error)
-        if self.worker.provider_note:
-            self.say(f"inference runs on {self.worker.provider_note}")
+        if self.worker.provider_note:       # information, not a problem (Status.problem stays empty)
+            self._say(f"inference runs on {self.worker.provider_note}")
         return_big_buffers_to_the_os()     # song buffers go back to the OS when freed: RSS stays flat
         try:
             self.player = Player(self.config.play, self._output)
