@@ -51,6 +51,14 @@ SHORTCUTS = (
     ("Ctrl+Q", "quit"),
 )
 PROBLEM_SHOW_S = 20.0
+# Kiosk: type readable across a room (the window's sheet cascades over the application's).
+KIOSK_STYLE = """
+QWidget { font-size: 16pt; }
+QLabel#title { font-size: 30pt; }
+QLabel#heading { font-size: 14pt; }
+QLabel#problem { font-size: 18pt; }
+QPushButton { padding: 12px 20px; }
+"""
 
 
 def face_label(reading) -> str:
@@ -480,6 +488,7 @@ class MainWindow(QMainWindow):
         font.setPointSizeF(base * (1.7 if on else 1.0))
         self.now_playing.setFont(font)
         self.problem.setFont(font)
+        self.setStyleSheet(KIOSK_STYLE if on else "")
         if on:
             self.showFullScreen()
             self.statusBar().showMessage("Esc twice to leave", 5000)
