@@ -168,6 +168,28 @@ def _analyse_job(path: str, sha1: str, cache_dir: str, tagging: Tagging | None) 
     return analyse_one(Path(path), sha1, Path(cache_dir), tagging)
 
 
+def compile_kernels_once(scratch: Path) -> None:
+    """Run the feature extraction once, in this process, on 3 s of noise, before a pool starts.
+
+    librosa's numba kernels are compiled on first use and cached on disk (``cache=True``, in librosa's
+    ``__pycache__``). numba's cache is not safe for several processes writing the same entries at once:
+    spawned workers compiling together on a fresh install once left an index that pointed at another
+    signature's machine code, and the next process to load it crashed (a segfault in ``peak_pick``).
+    Compiled here first, the workers only read the cache."""
+    import soundfile as sf
+
+    from moodsic_live.library.features import extract_features
+
+    scratch.mkdir(parents=True, exist_ok=True)
+    path = scratch / f".warm-up-{os.getpid()}.wav"
+    noise = np.random.default_rng(0).standard_normal(3 * 22050).astype(np.float32) * 0.1
+    try:
+        sf.write(path, noise, 22050)
+        extract_features(path)
+    finally:
+        path.unlink(missing_ok=True)
+
+
 def analyse_files(jobs: Iterable[tuple[Path, str]], cache_dir: Path, workers: int = 0,
                   progress: bool = True, on_done: Callable[[Analysed], None] | None = None,
                   tagging: Tagging | None = None) -> list[Analysed]:
@@ -195,6 +217,7 @@ def analyse_files(jobs: Iterable[tuple[Path, str]], cache_dir: Path, workers: in
                 bar.update(1)
         else:
             # spawn: a clean interpreter per worker, safe from any thread the caller runs.
+            compile_kernels_once(cache_dir)
             ctx = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx,
                                      initializer=_limit_threads) as pool:
