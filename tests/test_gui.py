@@ -237,3 +237,52 @@ def test_settings_file_is_read_defensively(tmp_path):
     path.write_text("[General]\ndwell=99\ncrossfade=abc\nvolume=0.3\natmosphere=true\nmode=target\n")
     c = load_choices(QSettings(str(path), QSettings.Format.IniFormat))
     assert c.dwell == 30 and c.crossfade == 4.0 and c.volume == 0.3 and c.atmosphere and c.mode == "target"
+
+
+def test_building_a_library_from_a_folder_shows_progress_then_plays_from_it(qtbot, gui_config, small_library,
+                                                                             tmp_path):
+    library, _ = small_library
+    window = _window(gui_config, tmp_path)
+    qtbot.addWidget(window)
+    _started(qtbot, window)
+    first = window.host.engine
+    progress: list[str] = []
+    window.bridge.progress.connect(progress.append)
+    gaps, last = [], [time.monotonic()]
+
+    def beat() -> None:                         # the GUI thread keeps turning while the host builds
+        now = time.monotonic()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    from PySide6.QtCore import QTimer
+
+    timer = QTimer()
+    timer.timeout.connect(beat)
+    timer.start(50)
+    window.build_library(library.meta["source"])
+    assert window._progress is not None and "analysing the music in" in window._progress.labelText()
+    qtbot.waitUntil(lambda: window.controls.choices.library == "music", timeout=60_000)
+    qtbot.waitUntil(lambda: window.host.engine is not None and window.host.engine is not first
+                    and window.host.engine.library.name == "music" and window.host.engine.status is not None,
+                    timeout=60_000)
+    timer.stop()
+    assert window._progress is None
+    assert any("analysing the music" in line for line in progress) and any("music" in line for line in progress)
+    assert window.controls.library.findData("music") >= 0
+    assert max(gaps) < 1.0, max(gaps)           # never frozen (models load and the old engine stops off-thread)
+    window.close()
+    assert not _alive(), _alive()
+
+
+def test_models_missing_lists_what_the_first_run_builds(tmp_path):
+    from moodsic_live.config import Config
+    from moodsic_live.gui.host import models_missing
+
+    c = Config()
+    c.paths.models_dir = tmp_path
+    assert [p.name for p in models_missing(c)] == ["face_fer2013.onnx", "scene_affect.onnx"]
+    c.perceive.face_enabled = False
+    assert [p.name for p in models_missing(c)] == ["scene_affect.onnx"]
+    (tmp_path / "scene_affect.onnx").write_bytes(b"x")
+    assert models_missing(c) == []

@@ -193,6 +193,8 @@ class ControlsPanel(QWidget):
         self.library.addItem("Newest built (or the demo)", "")
         for name in self._libraries:
             self.library.addItem(name, name)
+        if "demo" not in self._libraries:
+            self.library.addItem("demo (generated music; built on first use)", "demo")
         if self._choices.library and self.library.findData(self._choices.library) < 0:
             self.library.addItem(self._choices.library, self._choices.library)
         self.library.addItem("Build from a folder…", "?build")

@@ -145,6 +145,7 @@ class EngineHost:
         from moodsic_live.config import set_value
         from moodsic_live.engine.live import LiveEngine
         from moodsic_live.library.builder import build_library, open_library
+        from moodsic_live.library.store import library_path
         from moodsic_live.play.player import device_or_silent, paced_file_output, silent_output
 
         config = copy.deepcopy(self.base_config)
@@ -164,6 +165,10 @@ class EngineHost:
                                             say=self._progress, progress=False)
             for line in report.lines():
                 self._progress(line)
+            self._events.append(Event("library", library.name))
+        elif launch.library == "demo" and not library_path(config.library.dir, "demo").exists():
+            self._progress("building the demo library (generated music; first use only, about two minutes)")
+            library, _ = build_library("demo", config, "demo", say=self._progress, progress=False)
             self._events.append(Event("library", library.name))
         else:
             library = open_library(config, launch.library or None, say=self._progress)

@@ -245,6 +245,8 @@ class MainWindow(QMainWindow):
         self._progress.setLabelText(text)
         self._progress.show()
         self.statusBar().showMessage(text, 10_000)
+        if self.host.engine is None:     # nothing to show yet (first run): the progress is the picture
+            self.camera.set_message(f"Getting ready…\n\n{text}")
 
     def _close_progress(self) -> None:
         if self._progress is not None:
@@ -279,8 +281,10 @@ class MainWindow(QMainWindow):
         from moodsic_live.library.store import list_libraries
 
         names = [p.stem for p in list_libraries(self.host.base_config.library.dir)]
+        self.controls.choices.library = name        # the host goes on to start it: no second restart
+        self.settings.setValue("library", name)
         self.controls.set_libraries(names)
-        self.controls.set_choice("library", name)
+        self.controls.show_choices(self.controls.choices)
 
     def _said(self, text: str) -> None:
         if text.startswith("inference runs on"):     # information (also in the status bar), not a problem
