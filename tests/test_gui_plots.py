@@ -471,3 +471,12 @@ def test_add_sample_never_paints_synchronously(qtbot):
     w.add_song_change(2.0, "x")
     assert counting.paints == before
     qtbot.waitUntil(lambda: counting.paints > before)
+
+
+def test_decimate_mean_gives_one_point_per_pixel_column():
+    x = np.array([0.1, 0.5, 0.9, 1.2, 2.0, 2.7])
+    y = np.array([1.0, 2.0, 3.0, 5.0, 0.0, 1.0])
+    xs, ys = tl.decimate_mean(x, y)
+    assert xs.tolist() == [0.5, 1.5, 2.5] and ys.tolist() == [2.0, 5.0, 0.5]
+    one = np.array([0.2, 1.2, 2.2])
+    assert tl.decimate_mean(one, y[:3])[0] is one              # one per column: unchanged
