@@ -74,6 +74,10 @@ class PerceiveConfig:
     face_model: Path | None = None
     scene_model: Path | None = None
     video_fps: float = 5.0
+    # Live: analyse at most this many frames a second (the newest one each time; 0 = as fast as the CPU
+    # allows). The stabiliser's 4 s time constant needs no more than ~10, and on a 2-core machine the
+    # rest of the CPU goes to the window's 30 fps preview and the audio.
+    max_rate_hz: float = 10.0
 
 
 @dataclass

@@ -18,7 +18,9 @@ def test_latest_slot_drops_older_frames():
 
 
 def test_worker_keeps_up_by_dropping_late_frames(models_dir, config):
-    worker = InferenceWorker(config.perceive, models_dir)
+    import dataclasses
+
+    worker = InferenceWorker(dataclasses.replace(config.perceive, max_rate_hz=0.0), models_dir)
     worker.start()
     frames = list(itertools.islice(demo_frames(fps=30), 60))
     for f in frames:  # a burst far faster than real time
@@ -38,3 +40,22 @@ def test_worker_keeps_up_by_dropping_late_frames(models_dir, config):
     assert worker.stats.processed + worker.stats.dropped_frames == len(frames)
     indices = [r.index for r in results]
     assert indices == sorted(indices)
+
+
+def test_worker_analyses_at_most_max_rate_hz_and_counts_the_rest_as_skipped(models_dir, config):
+    import dataclasses
+
+    worker = InferenceWorker(dataclasses.replace(config.perceive, max_rate_hz=4.0, tta_samples=1), models_dir)
+    worker.start()
+    frames = demo_frames(fps=30, size=(320, 240))
+    start = time.monotonic()
+    for i, f in enumerate(itertools.islice(frames, 90)):   # 3 s of a 30 fps camera, in real time
+        time.sleep(max(0.0, start + i / 30 - time.monotonic()))
+        worker.submit(f)
+    time.sleep(0.3)
+    assert worker.stop(timeout=1.0)
+    s = worker.stats
+    print(f"\nprocessed {s.processed}, skipped {s.skipped_frames}, dropped {s.dropped_frames}")
+    assert 9 <= s.processed <= 14                             # ~4 per second over 3 s (+ the first at once)
+    assert s.skipped_frames > 3 * s.dropped_frames           # the rest were skipped on purpose, not late
+    assert s.processed + s.skipped_frames + s.dropped_frames <= 90

@@ -3,7 +3,10 @@
 Capture hands frames to :meth:`InferenceWorker.submit`, which never blocks: the worker
 holds at most one waiting frame, and a newer frame replaces it (the older one is counted
 as dropped), so a slow model never builds a queue of stale frames. Results go to a
-bounded output queue; if its reader falls behind, the oldest result is dropped.
+bounded output queue; if its reader falls behind, the oldest result is dropped. With
+``perceive.max_rate_hz`` (10 by default) the worker starts at most that many perceptions a second,
+always on the newest frame; frames replaced while it waits on purpose are counted as *skipped*,
+those replaced while it is busy as *dropped* (late).
 
 :meth:`InferenceWorker.reconfigure` (experts on/off, detector range, atmosphere only) rebuilds the
 perceiver on the worker's own thread before its next frame: the ONNX sessions never change thread,
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +61,8 @@ class LatestSlot:
 class WorkerStats:
     submitted: int = 0
     processed: int = 0
-    dropped_frames: int = 0
+    dropped_frames: int = 0     # replaced while the worker was busy (late)
+    skipped_frames: int = 0     # replaced while it waited on purpose (``max_rate_hz``)
     dropped_results: int = 0
 
 
@@ -111,19 +116,31 @@ class InferenceWorker:
             return
         self.provider_note = perceiver.runtime.note
         self._ready.set()
+        next_start = 0.0
+        skipped = 0
         try:
             while not self._stop.is_set():
                 perceiver = self._maybe_rebuild(perceiver)
+                rate = self.config.max_rate_hz
+                delay = next_start - time.monotonic()
+                if delay > 0:                  # at most max_rate_hz: frames meanwhile are skipped, not late
+                    before = self._slot.dropped
+                    if self._stop.wait(delay):
+                        break
+                    skipped += self._slot.dropped - before
+                    self.stats.skipped_frames = skipped
                 frame = self._slot.get(timeout=0.1)
                 if frame is None:
                     continue
+                started = time.monotonic()
+                next_start = started + (1.0 / rate if rate > 0 else 0.0)
                 try:
                     result = perceiver.perceive(frame)
                 except MoodsicError as exc:
                     self.error = exc
                     break
                 self.stats.processed += 1
-                self.stats.dropped_frames = self._slot.dropped
+                self.stats.dropped_frames = self._slot.dropped - skipped
                 while True:
                     try:
                         self.results.put_nowait(result)
