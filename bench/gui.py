@@ -13,7 +13,8 @@ perceive worker analyses frames on the same 2 cores while the GUI thread draws. 
 * GUI-thread busy share: the time spent in the bridge's ticks (the slots they drive included) plus the
   time in every ``paintEvent`` of the window's widgets, over the wall time;
 * event-loop lateness: a 10 ms timer's delay beyond its interval (p50/p95): how long input waits;
-* RSS (``VmRSS``), sampled every second (max), and the analysed frames per second from the engine.
+* RSS (``VmRSS``), sampled every second (max), and the analysed frames per second from the engine;
+* the hypervisor's CPU steal over the run (/proc/stat), since a shared VM's paint times move with it.
 
 Offscreen, Qt paints into its own backing store exactly as on a desktop, minus the compositor's copy.
 """
@@ -77,6 +78,7 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
 
     from moodsic_live.config import load_config
+    from moodsic_live.play.steal import steal_jiffies
     from moodsic_live.gui.app import DARK
     from moodsic_live.gui.camera_view import CameraView
     from moodsic_live.gui.circumplex import CircumplexView
@@ -114,7 +116,7 @@ def main() -> int:
             state["t0"] = now
         if now - state["t0"] < args.warmup:
             return
-        samples.append((now, camera.calls, busy(), rss_mb(), engine.status.fps_analysed))
+        samples.append((now, camera.calls, busy(), rss_mb(), engine.status.fps_analysed, steal_jiffies() or 0))
         if now - state["t0"] >= args.warmup + args.seconds:
             app.quit()
 
@@ -142,6 +144,8 @@ def main() -> int:
     rss = np.array([s[3] for s in samples])
     analysed = np.array([s[4] for s in samples])
     late = np.array(lateness)
+    hz = os.sysconf("SC_CLK_TCK")
+    steal = (samples[-1][5] - samples[0][5]) / hz / (t[-1] - t[0]) / (os.cpu_count() or 1)
     per_widget = {name: (m.seconds / max(1, m.calls) * 1e3) for name, m in meters.items()}
     lines = [
         "## GUI",
@@ -160,7 +164,9 @@ def main() -> int:
         f"| event-loop lateness of a 10 ms timer | {np.median(late):.1f} ms | p95 {np.percentile(late, 95):.1f} ms | |",
         f"| RSS (VmRSS) | {np.median(rss):.0f} MB | max {rss.max():.0f} MB | ≤ 700 MB |",
         "",
-        "Mean paint time per widget: " + ", ".join(f"{k} {v:.1f} ms" for k, v in per_widget.items()) + ".",
+        "Mean paint time per widget: " + ", ".join(f"{k} {v:.1f} ms" for k, v in per_widget.items()) + ". "
+        f"Hypervisor steal during the run: {100 * steal:.1f} % of the CPUs (this VM shares its cores; paint times "
+        "and the low percentiles move with it).",
         "",
     ]
     text = "\n".join(lines)
