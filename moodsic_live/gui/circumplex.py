@@ -28,8 +28,9 @@ from collections import deque
 from collections.abc import Sequence
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QImage, QPainter, QPaintEvent, QPen, QPolygonF
+from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt
+from PySide6.QtGui import (QBrush, QColor, QFont, QFontMetricsF, QImage, QPainter, QPaintEvent, QPen, QPixmap,
+                           QPolygonF)
 from PySide6.QtWidgets import QWidget
 
 from moodsic_live.gui.timeline import polygon_from_xy
@@ -176,6 +177,7 @@ class CircumplexView(QWidget):
         self._trail: deque[tuple[float, float, float]] = deque(maxlen=MAX_TRAIL_POINTS)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self.setMinimumSize(200, 200)
+        self._static: QPixmap | None = None   # background, regions, axes, names: drawn once per size/moods
 
     # ----------------------------------------------------------------------------------------------- inputs
     def set_moods(self, names: Sequence[str], name_points: np.ndarray, label_grid: np.ndarray) -> None:
@@ -193,6 +195,7 @@ class CircumplexView(QWidget):
         self._name_points = points.copy()
         self._label_grid = grid.astype(np.int32, copy=True)
         self._regions = None
+        self._static = None
         self.update()
 
     def set_state(self, t: float, *, raw: Point | None, stable: Point | None, stable_sd: Point | None,
@@ -267,15 +270,20 @@ class CircumplexView(QWidget):
             self._regions = region_image(self._label_grid, len(self._names), size)
         return self._regions
 
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
-        p = QPainter(self)
+    def _static_layer(self, plane: QRectF) -> QPixmap:
+        """Everything that changes only with the size or the moods, rendered once into a pixmap (the name
+        labels' rounded panels were most of a paint); each paint blits it and draws the estimate on top."""
+        dpr = self.devicePixelRatioF()
+        if self._static is not None and self._static.size() == self.size() * dpr:
+            return self._static
+        pixmap = QPixmap(self.size() * dpr)
+        pixmap.setDevicePixelRatio(dpr)
+        p = QPainter(pixmap)
         try:
             p.setRenderHint(QPainter.RenderHint.Antialiasing)
             p.setRenderHint(QPainter.RenderHint.TextAntialiasing)
             p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
             p.fillRect(self.rect(), BACKGROUND)
-            plane = self.plane_rect()
-            side = plane.width()
             image = self._region_image(plane)
             if image is not None:
                 p.drawImage(plane, image)
@@ -283,6 +291,25 @@ class CircumplexView(QWidget):
                 p.fillRect(plane, QColor(*PLANE.astype(int)))
             self._draw_axes(p, plane)
             self._draw_names(p, plane)
+            self._draw_axis_labels(p, plane)
+        finally:
+            p.end()
+        self._static = pixmap
+        return pixmap
+
+    def changeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange, QEvent.Type.PaletteChange):
+            self._static = None          # the names are written in the widget's font
+        super().changeEvent(event)
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+        p = QPainter(self)
+        try:
+            plane = self.plane_rect()
+            side = plane.width()
+            p.drawPixmap(0, 0, self._static_layer(plane))
+            p.setRenderHint(QPainter.RenderHint.Antialiasing)
+            p.setRenderHint(QPainter.RenderHint.TextAntialiasing)
             p.save()
             p.setClipRect(plane.adjusted(-side * 0.03, -side * 0.03, side * 0.03, side * 0.03))
             self._draw_uncertainty(p, plane)
@@ -291,7 +318,6 @@ class CircumplexView(QWidget):
             self._draw_segment(p, plane)
             self._draw_stable(p, plane)
             p.restore()
-            self._draw_axis_labels(p, plane)
         finally:
             p.end()
 
