@@ -3,8 +3,8 @@
 The engine's threads never touch a widget. They publish plain values: the newest frame
 (:attr:`LiveEngine.latest_frame`) and a frozen :class:`~moodsic_live.engine.live.Status`, and the host
 queues its events. :class:`EngineBridge` reads them on the GUI thread every ``interval_ms`` (15 ms:
-twice a 30 fps camera's rate, so a frame is not missed when timer and camera drift in phase) — attribute reads, never a wait — and emits a signal only for
-what changed. Widgets connect to the signals; tests emit or wait for them with pytest-qt.
+twice a 30 fps camera's rate, so a frame is not missed when timer and camera drift in phase) —
+attribute reads, never a wait — and emits a signal only for what changed. Widgets connect to the signals; tests emit or wait for them with pytest-qt.
 
 The bridge also measures the GUI thread's own work (``busy_s``: time spent in its ticks, the slots
 they drive included) for ``bench/gui.py``.

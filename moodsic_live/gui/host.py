@@ -9,8 +9,9 @@ lines said by the engine or the set-up (progress, problems) and the outcome of a
 so the host is tested without a display.
 
 Bad input (a folder without music, a video that cannot be opened) is found before the running engine
-is stopped, so the music goes on and the window shows the one-line error. Only closing the window waits: :meth:`EngineHost.close` stops the engine (every thread within about
-a second) on the caller's thread.
+is stopped, so the music goes on and the window shows the one-line error. Only closing the window
+waits: :meth:`EngineHost.close` stops the engine (every thread within about a second) on the caller's
+thread.
 """
 
 from __future__ import annotations

@@ -386,7 +386,8 @@ class MainWindow(QMainWindow):
         label = engine.source.label if engine is not None else "—"
         rate = "–" if math.isnan(s.detection_rate) else f"{s.detection_rate:.0%}"
         gated = "–" if math.isnan(s.gating_share) else f"{s.gating_share:.0%}"
-        texts = {"source": f"source: {label} ({s.capture})", "fps": f"{s.fps_in:.0f} fps in / {s.fps_analysed:.1f} analysed",
+        texts = {"source": f"source: {label} ({s.capture})",
+                 "fps": f"{s.fps_in:.0f} fps in / {s.fps_analysed:.1f} analysed",
                  "dropped": f"dropped {s.dropped_frames}", "provider": f"on {s.provider.split(' ')[0] or '…'}",
                  "faces": f"faces found {rate}", "gated": f"gated {gated}",
                  "switches": f"{s.switches_per_min:.1f} changes/min"}
