@@ -5,7 +5,8 @@ writes the Engine section of docs/performance.md.
                            [--analyze-seconds 60] [--write]
 
 Live part: ``LiveEngine`` (capture thread, inference worker, conductor, player) runs the
-``--source`` (default: the built-in demo, real photographs panned, 10 fps) into the demo
+``--source`` (default: the built-in demo, real photographs panned, 30 fps; perceived at most
+``perceive.max_rate_hz`` = 10 times a second) into the demo
 library (built on first use, then cached) for ``--minutes``, playing on a real-time device:
 ``--device`` (a PortAudio device), else JACK's dummy driver (``jackd --no-realtime -d dummy
 -r 48000 -p 480``, started here when ``jackd`` is installed and no JACK server runs; it consumes
@@ -30,8 +31,6 @@ import csv
 import json
 import math
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -50,13 +49,12 @@ sys.path.insert(0, str(ROOT))
 
 from machine import machine_line, write_section  # noqa: E402
 from moodsic_live.config import Config  # noqa: E402
+from moodsic_live.play.jack import DummyJack  # noqa: E402
 from moodsic_live.play.steal import steal_jiffies, unexplained_underflows  # noqa: E402
 
 DOC = ROOT / "docs" / "performance.md"
 SECTION = "## Engine"
 FACES_DEV = Path(os.environ.get("MOODSIC_SHARED", ROOT.parent / "shared")) / "data" / "faces_dev"
-JACK_RATE, JACK_PERIOD = 48000, 480
-JACKD = ["jackd", "--no-realtime", "-d", "dummy", "-r", str(JACK_RATE), "-p", str(JACK_PERIOD)]
 STEAL_PERIOD_S = 0.02
 WARMUP_S = 60.0
 ANALYZE_FPS = 5.0
@@ -93,75 +91,6 @@ def ticks_per_second() -> int:
 
 # ---- the audio device -------------------------------------------------------------------------
 
-def _jack_running() -> bool:
-    if shutil.which("jack_wait") is None:
-        return False
-    try:
-        out = subprocess.run(["jack_wait", "-c"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return out.stdout.strip() == "running"
-
-
-class Jack:
-    """JACK's dummy driver as a real-time device: started here unless a server runs (then only that
-    one is used and left alone). :attr:`device` is PortAudio's JACK output (index as text) or None,
-    :attr:`note` says what happened."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.proc: subprocess.Popen | None = None
-        self.device: str | None = None
-        self.note = ""
-        if shutil.which("jackd") is None:
-            self.note = "jackd is not installed"
-            return
-        if not _jack_running():
-            log = log_dir / "jackd.log"
-            with open(log, "wb") as fh:
-                self.proc = subprocess.Popen(JACKD, stdout=fh, stderr=subprocess.STDOUT)
-            deadline = time.monotonic() + 10
-            while not _jack_running():
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.close()
-                    self.note = f"jackd did not start: {log.read_text(errors='replace')[-200:]!r}"
-                    return
-                time.sleep(0.1)
-        try:
-            import sounddevice as sd
-        except OSError as err:
-            self.note = f"PortAudio is missing ({err})"
-            self.close()
-            return
-        sd._terminate()       # PortAudio lists devices when it initialises: let it see the server
-        sd._initialize()
-        jack = [h for h in sd.query_hostapis() if "JACK" in h["name"]]
-        if not jack or jack[0]["default_output_device"] < 0:
-            self.note = "this libportaudio2 has no JACK host API"
-            self.close()
-            return
-        self.device = str(jack[0]["default_output_device"])
-        started = "started here" if self.proc is not None else "already running"
-        self.note = (f"JACK dummy driver ({started}; {JACK_RATE} Hz, {JACK_PERIOD}-frame periods), "
-                     f"PortAudio device {self.device}")
-
-    def close(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        try:
-            import sounddevice as sd
-
-            sd._terminate()   # drop PortAudio's JACK client before the server goes
-        except OSError:
-            sd = None
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if sd is not None:
-            sd._initialize()
 
 
 # ---- the live run -----------------------------------------------------------------------------
@@ -502,7 +431,7 @@ def main() -> int:
                 config.play.device = args.device
                 output, note = device_output(config.play), f"PortAudio device {args.device!r}"
             else:
-                jack = Jack(work)
+                jack = DummyJack(work)
                 if jack.device is not None:
                     config.play.device = jack.device
                     output, note = device_output(config.play), jack.note

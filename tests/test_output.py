@@ -11,8 +11,6 @@ DEVELOPERS.md.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -23,6 +21,7 @@ import pytest
 import soundfile as sf
 
 from moodsic_live.config import PlayConfig
+from moodsic_live.play.jack import DummyJack
 from moodsic_live.play.loader import PreparedBuffer
 from moodsic_live.play.mixer import Mixer
 from moodsic_live.play.output import AudioDeviceError, DeviceOutput, device_sample_rate
@@ -30,7 +29,6 @@ from moodsic_live.play.player import Player, device_or_silent, device_output, pa
 from moodsic_live.play.steal import steal_jiffies, unexplained_underflows
 
 SR = 48000
-JACKD = ["jackd", "--no-realtime", "-d", "dummy", "-r", str(SR), "-p", "480"]
 # libjack would otherwise try to start a JACK server of its own (with the user's ~/.jackdrc or
 # ALSA) whenever PortAudio initialises without one running.
 os.environ.setdefault("JACK_NO_START_SERVER", "1")
@@ -66,55 +64,16 @@ def app_threads() -> set[threading.Thread]:
 
 # ---- JACK's dummy driver as a real-time device --------------------------------------------------
 
-def _jack_running() -> bool:
-    if shutil.which("jack_wait") is None:
-        return False
-    out = subprocess.run(["jack_wait", "-c"], capture_output=True, text=True, timeout=10)
-    return out.stdout.strip() == "running"
-
-
 @pytest.fixture(scope="session")
 def jack_device(tmp_path_factory):
     """The index (as text) of JACK's output device, with a dummy-driver server running for the session."""
-    if shutil.which("jackd") is None:
-        pytest.skip("jackd is not installed (apt-get install --no-install-recommends jackd2): the real-time "
-                    "test needs JACK's dummy driver as a device paced by the wall clock")
+    jack = DummyJack(tmp_path_factory.mktemp("jackd"))
     try:
-        import sounddevice as sd
-    except OSError as err:
-        pytest.skip(f"PortAudio is missing ({err}); apt-get install libportaudio2")
-    proc = None
-    if not _jack_running():
-        log = tmp_path_factory.mktemp("jackd") / "jackd.log"
-        with open(log, "wb") as fh:
-            proc = subprocess.Popen(JACKD, stdout=fh, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while not _jack_running():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                proc.wait()
-                pytest.skip(f"jackd did not start: {log.read_text(errors='replace')[-300:]!r}")
-            time.sleep(0.1)
-    # PortAudio lists devices when it initialises (at `import sounddevice`); re-initialise it so it
-    # sees the server started above (no stream is open at this point).
-    sd._terminate()
-    sd._initialize()
-    try:
-        jack = [h for h in sd.query_hostapis() if "JACK" in h["name"]]
-        if not jack or jack[0]["default_output_device"] < 0:
-            pytest.skip("this libportaudio2 has no JACK host API (or JACK has no output): "
-                        f"{[h['name'] for h in sd.query_hostapis()]}")
-        yield str(jack[0]["default_output_device"])
+        if jack.device is None:
+            pytest.skip(jack.note)
+        yield jack.device
     finally:
-        if proc is not None:
-            sd._terminate()       # drop PortAudio's JACK client before the server goes
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            sd._initialize()
+        jack.close()
 
 
 @pytest.mark.realtime

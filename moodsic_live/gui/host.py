@@ -74,7 +74,6 @@ class EngineHost:
         self._generation = 0
         self._thread: threading.Thread | None = None
         self._factory = engine_factory
-        self.busy = False                          # a start (or a build) is under way
 
     # -- GUI thread -----------------------------------------------------------------------------
 
@@ -84,7 +83,6 @@ class EngineHost:
             self._generation += 1
             generation = self._generation
             self.launch = launch
-            self.busy = True
         thread = threading.Thread(target=self._start, args=(launch, generation), name="engine-host", daemon=True)
         self._thread = thread
         thread.start()
@@ -125,7 +123,6 @@ class EngineHost:
         except MoodsicError as exc:
             if self._current(generation):
                 self._events.append(Event("failed", str(exc)))
-                self.busy = False
             return
         if engine is None:
             return
@@ -135,7 +132,6 @@ class EngineHost:
             else:
                 stale = False
                 self.engine = engine
-                self.busy = False
         if stale:
             engine.stop(ENGINE_STOP_S)
             return

@@ -118,7 +118,6 @@ class MainWindow(QMainWindow):
         self._songs = -1
         self._last_stable_t = None
         self._progress: QProgressDialog | None = None
-        self._started = False
         self._engine_problem = ""
         self._latest = None            # the newest status (the slower widgets draw it on their own clock)
         self._samples: list = []       # stable estimates not yet on the timeline
@@ -256,7 +255,6 @@ class MainWindow(QMainWindow):
 
     def _engine_started(self, label: str) -> None:
         self._close_progress()
-        self._started = True
         self._moods_of = None
         self._songs = -1
         self._engine_problem = ""
@@ -447,13 +445,8 @@ class MainWindow(QMainWindow):
             self._engine_call("set_crossfade", c.crossfade)
         elif key in ("face", "scene", "detector", "atmosphere"):
             self._show_privacy()
-            self._engine_call_perception(c)
-
-    def _engine_call_perception(self, c: Choices) -> None:
-        engine = self.host.engine
-        if engine is not None:
-            engine.set_perception(face_enabled=c.face, scene_enabled=c.scene, detector_range=c.detector,
-                                  atmosphere_only=c.atmosphere)
+            self._engine_call("set_perception", face_enabled=c.face, scene_enabled=c.scene,
+                              detector_range=c.detector, atmosphere_only=c.atmosphere)
 
     def open_video(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open a video", "",
@@ -521,9 +514,6 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
     # -- for tests and the screenshot option ----------------------------------------------------
-
-    def wait_started(self) -> bool:
-        return self._started and self.host.engine is not None
 
     def quit_later(self, seconds: float, screenshot: str | None = None) -> None:
         def done() -> None:
