@@ -371,10 +371,17 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 COMMANDS = ("gui", "demo", "run", "perceive", "analyze", "models", "library", "audio-va", "match")
-_VALUE_OPTIONS = ("--config", "--models-dir", "--cache-dir")
 
 
-def _with_default_command(argv: list[str]) -> list[str]:
+def _value_options(parser: argparse.ArgumentParser) -> set[str]:
+    """The options of the top level and of the default command ``gui`` that take a value (``--source demo``:
+    ``demo`` is the source there, not the ``demo`` command)."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    actions = [*parser._actions, *sub.choices["gui"]._actions]
+    return {o for a in actions if a.option_strings and a.nargs != 0 for o in a.option_strings}
+
+
+def _with_default_command(argv: list[str], value_options: set[str]) -> list[str]:
     """Arguments without a command belong to the default one, ``gui``."""
     if any(a in ("-h", "--help", "--version") for a in argv):
         return argv
@@ -382,7 +389,7 @@ def _with_default_command(argv: list[str]) -> list[str]:
     for a in argv:
         if skip:
             skip = False
-        elif a in _VALUE_OPTIONS:
+        elif a in value_options:
             skip = True
         elif not a.startswith("-"):
             return argv if a in COMMANDS else ["gui", *argv]
@@ -391,7 +398,8 @@ def _with_default_command(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(_with_default_command(list(sys.argv[1:] if argv is None else argv)))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(_with_default_command(argv, _value_options(parser)))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="moodsic-live: %(message)s")
     command = args.command

@@ -235,7 +235,7 @@ def test_main_py_opens_the_window_by_default(models_dir, small_library, tmp_path
     _, config = small_library
     shot = tmp_path / "main.png"
     cmd = [sys.executable, str(ROOT / "main.py"), "--config", str(write_config(tmp_path / "c.toml", config)),
-           "--library", "songs", "--settings", str(tmp_path / "gui.ini"), "--output", "none",
+           "--source", "demo", "--library", "songs", "--settings", str(tmp_path / "gui.ini"), "--output", "none",
            "--screenshot", str(shot), "--quit-after", "8"]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300,
                        env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
