@@ -1,0 +1,1 @@
+"""Evaluation: the app's estimates against human labels (faces, scenes, videos, music)."""
