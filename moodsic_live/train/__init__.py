@@ -1,0 +1,1 @@
+"""Training and export of learned experts (optional extra [train]: torch, transformers)."""
