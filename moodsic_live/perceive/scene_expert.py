@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from moodsic_live.frames import Frame
@@ -19,7 +18,7 @@ from moodsic_live.perceive.contract import load_manifest
 from moodsic_live.perceive.estimate import VA, FaceReading
 from moodsic_live.perceive.expert import ModelOutputs, open_expert
 from moodsic_live.perceive.fusion import calibrate
-from moodsic_live.perceive.preprocess import to_model_input
+from moodsic_live.perceive.preprocess import to_model_input, whole_image
 from moodsic_live.perceive.runtime import InferenceRuntime
 
 
@@ -35,15 +34,8 @@ class SceneExpert:
         self._previous: np.ndarray | None = None
         self._previous_t = 0.0
 
-    def _small(self, image: np.ndarray) -> np.ndarray:
-        h, w = self.spec.size
-        small = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
-        if self.spec.colour == "gray":
-            return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)[..., None]
-        return small[..., ::-1] if self.spec.colour == "rgb" else small
-
     def read(self, frame: Frame, faces: list[FaceReading]) -> tuple[VA, dict[str, float]]:
-        x = to_model_input(self._small(frame.image)[None], self.spec)
+        x = to_model_input(whole_image(frame.image, self.spec)[None], self.spec)
         if not self.statistics:
             if self.mc > 1:
                 x = np.concatenate([x] * self.mc)
