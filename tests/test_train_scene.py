@@ -85,19 +85,24 @@ def test_one_onnx_file_with_mc_dropout_inside_and_a_calibrated_manifest(world):
 
 def test_it_plugs_into_the_app_by_its_contract_and_changes_the_fused_estimate(world):
     rng = np.random.default_rng(5)
-    happy_busy, sad_calm = scene_image(3, 6, rng, (240, 320)), scene_image(-3, 0, rng, (240, 320))
+    # four scenes of each kind, drawn like the dataset's (the MC-dropout draws differ per call: compare means)
+    happy_busy = [scene_image(3, 6, rng) for _ in range(4)]
+    sad_calm = [scene_image(-3, 0, rng) for _ in range(4)]
     default = Perceiver(PerceiveConfig(provider="cpu", face_enabled=False), world["models"])
     trained = Perceiver(PerceiveConfig(provider="cpu", face_enabled=False, scene_model=world["out"]), world["models"])
+
+    def mean(perceiver, images):
+        out = [perceiver.perceive(Frame(image=im, t=0.0, index=0, still=True)).fused for im in images]
+        return np.mean([[e.valence, e.arousal] for e in out], axis=0), out
+
     try:
-        frames = [Frame(image=im, t=0.0, index=0, still=True) for im in (happy_busy, sad_calm)]
-        d = [default.perceive(f).fused for f in frames]
-        t = [trained.perceive(f).fused for f in frames]
+        (d_hb, _), (t_hb, fused), (t_sc, _) = mean(default, happy_busy), mean(trained, happy_busy), mean(trained, sad_calm)
     finally:
         default.close()
         trained.close()
-    assert (t[0].valence, t[0].arousal) != pytest.approx((d[0].valence, d[0].arousal), abs=0.05)
-    assert t[0].valence > t[1].valence + 0.3 and t[0].arousal > t[1].arousal + 0.3
-    assert t[0].valence_var > 0 and t[0].arousal_var > 0
+    assert np.abs(t_hb - d_hb).max() > 0.1                     # the trained expert changes the fused estimate
+    assert t_hb[0] > t_sc[0] + 0.3 and t_hb[1] > t_sc[1] + 0.15
+    assert all(e.valence_var > 0 and e.arousal_var > 0 for e in fused)
 
 
 def test_eval_findingemo_scores_scene_face_and_fused_against_the_median(world):
