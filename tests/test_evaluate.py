@@ -51,3 +51,39 @@ def test_eval_faces_on_real_photos(models_dir, tmp_path):
     some.write_text("file,emotion\nneutral/006_03.jpg,neutral\nneutral/nope.jpg,neutral\n")
     r = run_cli("eval", "faces", str(FACES_DEV), "--labels", str(some))
     assert r.returncode == 0 and "skipped" in r.stderr and "nope.jpg" in r.stderr and "| neutral | 1 |" in r.stdout
+
+
+def test_eval_findingemo_scores_the_face_expert_on_the_images_with_a_face(tmp_path, faces_dev, perceiver):
+    """FindingEmo layout made of real photos (faces_dev) and generated scenes without anyone in them:
+    face-only scores cover just the images with a face, and the coverage says how many that was."""
+    import csv
+
+    import cv2
+
+    from findingemo_fixture import HEADER, scene_image
+    from moodsic_live.evaluate.findingemo import evaluate_findingemo
+
+    rows = list(csv.DictReader(open(faces_dev / "labels.csv", encoding="utf-8")))
+    (tmp_path / "Run_2" / "people").mkdir(parents=True)
+    (tmp_path / "Run_1" / "empty").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    ann = []
+    for i, row in enumerate(rows):   # smiling: V +2, A 3; neutral: V 0, A 2 (FindingEmo units)
+        name = f"Run_2/people/{i:03d}.jpg"
+        (tmp_path / name).write_bytes((faces_dev / row["file"]).read_bytes())
+        ann.append([i, "u", "/" + name, "Undefined", "Adults", 2 if row["emotion"] == "happiness" else 0,
+                    3 if row["emotion"] == "happiness" else 2, "Joy", "FacialExpression", 0, "2023-09-01"])
+    for j in range(16):
+        name = f"Run_1/empty/{j:03d}.jpg"
+        cv2.imwrite(str(tmp_path / name), scene_image(-1, 1, rng, (240, 320)))
+        ann.append([100 + j, "u", "/" + name, "Undefined", "Adults", -1, 1, "Boredom", "", 0, "2023-09-01"])
+    with open(tmp_path / "annotations_single.ann", "w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh).writerows([HEADER, *ann])
+    report = evaluate_findingemo(tmp_path, perceiver, "all", say=lambda s: None)
+    assert report["evaluated"] == 64
+    assert report["face_coverage"] == pytest.approx(report["face"]["n"] / 64)
+    assert 40 <= report["face"]["n"] <= 48           # faces found in the photos, none in the empty scenes
+    assert report["baseline_on_faces"]["n"] == report["face"]["n"]
+    assert report["scene"]["n"] == report["fused"]["n"] == 64
+    # on the photos the face expert ranks smiling above neutral: better than chance
+    assert report["face"]["valence"]["spearman"] > 0.2

@@ -190,3 +190,20 @@ def test_eval_and_export_commands(world, tmp_path):
     missing = run_cli("models", "export-backbone", "--kind", "clip", "--from", str(tmp_path / "nothing-here"),
                       "--out", str(tmp_path / "x.onnx"))
     assert missing.returncode == 2 and "Traceback" not in missing.stderr and "nothing-here" in missing.stderr
+
+
+def test_ctrl_c_during_training_is_one_line_and_exit_130(monkeypatch, tmp_path, capsys):
+    import argparse
+
+    from moodsic_live import cli_learn
+    from moodsic_live.config import Config
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("moodsic_live.train.scene.train_scene", interrupted)
+    said: list[str] = []
+    args = argparse.Namespace(epochs=5, patience=3, mc_samples=8, out=tmp_path / "x.onnx", findingemo=tmp_path,
+                              backbone=tmp_path / "b.onnx", annotations=None, provider="cpu", restart=False, json=False)
+    assert cli_learn.cmd_train(args, Config(), said.append) == 130
+    assert said == ["interrupted: every finished epoch and embedding shard is saved; run the same command to resume"]
