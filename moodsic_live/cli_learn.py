@@ -128,11 +128,10 @@ def cmd_eval(args: argparse.Namespace, config, make_perceiver: Callable, say: Sa
     from moodsic_live.evaluate.findingemo import evaluate_findingemo, markdown
     from moodsic_live.train.findingemo import read_findingemo
 
-    read_findingemo(args.root, args.annotations)  # a wrong layout is said before any model loads
+    data = read_findingemo(args.root, args.annotations)  # a wrong layout is said before any model loads
     perceiver = make_perceiver(config)
     try:
-        report = evaluate_findingemo(args.root, perceiver, args.split, annotations=args.annotations,
-                                     limit=args.limit, say=say)
+        report = evaluate_findingemo(args.root, perceiver, args.split, limit=args.limit, say=say, data=data)
     finally:
         perceiver.close()
     _print(report, args.json, markdown)

@@ -19,7 +19,7 @@ import numpy as np
 from moodsic_live.errors import InputError
 from moodsic_live.evaluate.metrics import ccc, jsonable, mae, pearson, spearman
 from moodsic_live.scales import from_reference
-from moodsic_live.train.findingemo import SPLITS, read_findingemo, split
+from moodsic_live.train.findingemo import SPLITS, FindingEmo, read_findingemo, split
 
 DIMS = ("valence", "arousal")
 SOURCES = ("scene", "face", "fused", "baseline")
@@ -39,12 +39,13 @@ def scores(truth: np.ndarray, pred: np.ndarray) -> dict:
 
 
 def evaluate_findingemo(root: Path, perceiver, split_name: str = "test", *, annotations: Path | None = None,
-                        limit: int = 0, say: Callable[[str], None] = print) -> dict:
+                        limit: int = 0, say: Callable[[str], None] = print, data: FindingEmo | None = None) -> dict:
+    """``data``: the dataset already read from ``root`` (read here when None)."""
     from moodsic_live.capture.stills import image_frame
 
     if split_name not in SPLITS + ("all",):
         raise InputError(f"unknown split {split_name!r}: use {', '.join(SPLITS)} or all")
-    data = read_findingemo(root, annotations)
+    data = data or read_findingemo(root, annotations)
     parts = split(data.items)
     items = list(data.items) if split_name == "all" else parts[split_name]
     if limit:

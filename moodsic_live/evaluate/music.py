@@ -74,7 +74,7 @@ def evaluate_music(root: Path, cache_dir: Path, *, music_model: str | None = Non
     from moodsic_live.library import deam as deam_mod
     from moodsic_live.library.analysis import analyse_files, sha1_file
     from moodsic_live.library.builder import AudioVA
-    from moodsic_live.library.calibrate import _predict, annotated_steps, scores
+    from moodsic_live.library.calibrate import predict_steps, annotated_steps, scores
 
     root, cache_dir = Path(root), Path(cache_dir)
     if not root.is_dir():
@@ -110,7 +110,7 @@ def evaluate_music(root: Path, cache_dir: Path, *, music_model: str | None = Non
 
     # Dynamic: our prediction at every annotated step.
     data = annotated_steps(root, cache_dir, workers, progress=False, va=va)
-    pred = np.column_stack(_predict(va.model, data)).astype(np.float64)
+    pred = np.column_stack(predict_steps(va.model, data)).astype(np.float64)
     ours_mean = {}
     for song, r in zip(songs, results):
         if r.features is not None:

@@ -141,7 +141,7 @@ def _fit(x: np.ndarray, y: np.ndarray, groups: np.ndarray, origin: str, metrics:
                         origin=origin, metrics=metrics, fusion="linear" if tags else "features")
 
 
-def _predict(model: AudioVAModel, data: Dataset, rows=slice(None)) -> tuple[np.ndarray, np.ndarray]:
+def predict_steps(model: AudioVAModel, data: Dataset, rows=slice(None)) -> tuple[np.ndarray, np.ndarray]:
     if model.fusion == "features":
         return model.predict(data.x[rows])
     return model.predict(data.x[rows], data.tags[rows])
@@ -157,8 +157,8 @@ def evaluate(data: Dataset, folds: int = 5) -> dict:
     pred = np.zeros_like(data.y)
     for train, test in GroupKFold(n_splits=k).split(data.x, groups=data.groups):
         model = _fit(_inputs(data, train), data.y[train], data.groups[train], "fold", {}, tags)
-        pred[test, 0], pred[test, 1] = _predict(model, data, test)
-    bv, ba = _predict(AudioVAModel.builtin(tags=tags), data)
+        pred[test, 0], pred[test, 1] = predict_steps(model, data, test)
+    bv, ba = predict_steps(AudioVAModel.builtin(tags=tags), data)
     out = {"songs": len(data.songs), "steps": int(len(data.y)), "folds": k,
            "inputs": "10 features + musicnn tags" if tags else "10 features",
            "held_out": {"valence": scores(data.y[:, 0], pred[:, 0]).__dict__,

@@ -180,13 +180,19 @@ def load_manifest(model_path: Path) -> Manifest:
     if not path.is_file():
         raise ModelError(f"model {model_path} has no manifest {path.name} beside it; "
                          "write one (see docs/models.md) or rebuild with `moodsic-live models build`")
+    return parse_manifest(read_json_object(path, "manifest"), str(path))
+
+
+def read_json_object(path: Path, what: str = "", fix: str = "") -> dict:
+    """The JSON object in ``path``, or a :class:`ModelError` naming ``what`` the file is and ``fix``."""
+    label, tail = f"{what} {path}".strip(), f"; {fix}" if fix else ""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"manifest {path} is not valid JSON ({exc})") from None
+        raise ModelError(f"{label} is not valid JSON ({exc}){tail}") from None
     if not isinstance(data, dict):
-        raise ModelError(f"manifest {path} must be a JSON object")
-    return parse_manifest(data, str(path))
+        raise ModelError(f"{label} must be a JSON object{tail}")
+    return data
 
 
 def check_session(session, manifest: Manifest, model_path: Path) -> None:

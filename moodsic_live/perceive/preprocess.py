@@ -26,4 +26,4 @@ def whole_image(image_bgr: np.ndarray, spec: InputSpec) -> np.ndarray:
     small = cv2.resize(image_bgr, (w, h), interpolation=cv2.INTER_AREA)
     if spec.colour == "gray":
         return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)[..., None]
-    return np.ascontiguousarray(small[..., ::-1]) if spec.colour == "rgb" else small
+    return small[..., ::-1] if spec.colour == "rgb" else small  # a view: to_model_input copies once

@@ -16,7 +16,6 @@ mean and std come from ``preprocessor_config.json`` when there is one.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import warnings
 from collections.abc import Callable, Iterator
@@ -29,7 +28,7 @@ import numpy as np
 from moodsic_live.errors import InputError, ModelError
 from moodsic_live.models.sources import sha256_file
 from moodsic_live.perceive.contract import FORMAT as EXPERT_FORMAT
-from moodsic_live.perceive.contract import parse_manifest, write_manifest
+from moodsic_live.perceive.contract import parse_manifest, read_json_object, write_manifest
 
 FORMAT = "moodsic-backbone/1"
 KINDS = ("clip", "dinov2")
@@ -182,13 +181,7 @@ def _read_preprocessor(source: str) -> dict[str, Any] | None:
         if not name:
             return None
         found = Path(name)
-    try:
-        data = json.loads(found.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{found} is not valid JSON ({exc}); fix or delete it") from None
-    if not isinstance(data, dict):
-        raise ModelError(f"{found} must be a JSON object; fix or delete it")
-    return data
+    return read_json_object(found, fix="fix or delete it")
 
 
 def _preprocessor_size(pre: dict[str, Any]) -> tuple[int, int] | None:
@@ -356,12 +349,7 @@ def load_backbone_manifest(onnx_path: Path, *, verify: bool = True) -> BackboneM
         raise ModelError(f"backbone {onnx_path} does not exist; export it with `{EXPORT_HINT} {onnx_path}`")
     if not path.is_file():
         raise ModelError(f"backbone {onnx_path} has no sidecar {path.name} beside it; {redo}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"backbone sidecar {path} is not valid JSON ({exc}); {redo}") from None
-    if not isinstance(data, dict):
-        raise ModelError(f"backbone sidecar {path} must be a JSON object; {redo}")
+    data = read_json_object(path, "backbone sidecar", redo)
     if data.get("format") != FORMAT:
         raise ModelError(f"backbone sidecar {path}: 'format' must be {FORMAT!r}, found {data.get('format')!r}; {redo}")
     kind = data.get("kind")

@@ -34,12 +34,8 @@ from moodsic_live.train.head import HeadConfig, head_graph, train_head
 DIMS = ("valence", "arousal")
 
 
-def _run_head(model: onnx.ModelProto, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    va, var = session.run(["va", "va_var"], {name: x.astype(np.float32)})
+def _run_head(session, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    va, var = session.run(["va", "va_var"], {session.get_inputs()[0].name: x.astype(np.float32)})
     return va.astype(np.float64), var.astype(np.float64)
 
 
@@ -107,10 +103,12 @@ def train_scene(root: Path, backbone_path: Path, out: Path, cache_dir: Path, cfg
     (tx, ty), (vx, vy), (sx, sy) = sets["train"], sets["val"], sets["test"]
     weights, history = train_head(tx, ty, vx, vy, cfg, state, data.fingerprint(), say, after_epoch)
 
-    head = head_graph(weights, cfg.mc_samples, input_name="head_embedding")
-    va_val, var_val = _run_head(head, vx)
+    backbone_model = onnx.load(str(backbone_path))
+    head = head_graph(weights, cfg.mc_samples, input_name="head_embedding", opset=_opset(backbone_model))
+    head_session = runtime.session(head.SerializeToString(), name="head")
+    va_val, var_val = _run_head(head_session, vx)
     calibration, report_cal = {}, {}
-    va_test, var_test = _run_head(head, sx)
+    va_test, var_test = _run_head(head_session, sx)
     for i, dim in enumerate(DIMS):
         err = (va_val[:, i] - vy[:, i]) ** 2
         scale, floor = fit_variance_calibration(var_val[:, i], err)
@@ -133,9 +131,7 @@ def train_scene(root: Path, backbone_path: Path, out: Path, cache_dir: Path, cfg
         say(f"test {dim}: MAE {m['mae_findingemo']:.3f} (FindingEmo units; median baseline {b['mae_findingemo']:.3f}), "
             f"Spearman {m['spearman']:+.3f}, CCC {m['ccc']:+.3f}")
 
-    backbone_model = onnx.load(str(backbone_path))
-    head_at = head_graph(weights, cfg.mc_samples, input_name="head_embedding", opset=_opset(backbone_model))
-    merged = _merge(backbone_model, head_at, bb.output_name)
+    merged = _merge(backbone_model, head, bb.output_name)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     try:
