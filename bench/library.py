@@ -211,6 +211,9 @@ def bench_tagger(folder: Path | None = None, rounds: int = 3) -> tuple[str, str]
                 audio_s += decoded.duration
                 windows += len(starts)
     total = sum(front) + sum(models.values())
+    per_frame = sum(conv_macs(Config().paths.models_dir / f"{name}.onnx") for name in tagger.sessions)
+    mac_per_s = per_frame * 16000 / 256  # log-mel frames per second of audio
+    gemm = gemm_rate()
     p50, p95 = np.percentile(per_file, [50, 95])
     per_model = " / ".join(f"{audio_s / t:.0f}" for t in models.values())
     table = "\n".join([
@@ -222,8 +225,54 @@ def bench_tagger(folder: Path | None = None, rounds: int = 3) -> tuple[str, str]
     note = (f"Target: >= 50x real time per core. Files: {where} ({len(files)} files, {rounds} rounds, one "
             "thread, CPU time). Tags for a 3 s window every 0.5 s; the convolutions run once over the piece and "
             "each window only pools its frames, so the cost is that of musicnn's own non-overlapping patches "
-            "(about 1.4 GMAC per 3 s per model).")
+            f"({per_frame / len(tagger.sessions) / 1e6:.2f} M multiply-adds per frame per model, counted from the "
+            f"graph). Ceiling: both models need {mac_per_s / 1e9:.2f} G multiply-adds per second of audio, and this "
+            f"core multiplies float32 matrices at {gemm / 1e9:.0f} G multiply-adds/s (onnxruntime MatMul, one "
+            f"thread), so no float32 implementation of the two taggers runs faster than {gemm / mac_per_s:.0f}x "
+            "real time per core here; each model alone can reach about twice that.")
     return note, table
+
+
+def conv_macs(path: Path, frames: int = 1000) -> float:
+    """Multiply-adds per log-mel frame of every convolution in a tagger graph (they are >99 % of
+    its work), from the shapes onnx infers for ``frames`` frames."""
+    import onnx
+
+    model = onnx.load(str(path))
+    for value in model.graph.input:
+        value.type.tensor_type.shape.dim[0].dim_value = frames if value.name == "mel" else 1
+    model = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in model.graph.value_info}
+    kernels = {t.name: list(t.dims) for t in model.graph.initializer}
+    return sum(float(np.prod(shapes[n.output[0]])) * float(np.prod(kernels[n.input[1]][1:]))
+               for n in model.graph.node if n.op_type == "Conv") / frames
+
+
+def gemm_rate(m: int = 65536, k: int = 272, n: int = 208, rounds: int = 3) -> float:
+    """Float32 multiply-adds per CPU second of onnxruntime's MatMul on one thread, at the shape of
+    the taggers' first convolution (frames x kernel taps times taps x filters)."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "gemm",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])],
+                              [numpy_helper.from_array(rng.standard_normal((k, n)).astype(np.float32), "w")])
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    session = ort.InferenceSession(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+                                   .SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    session.run(None, {"x": x})
+    best = min(_timed_once(lambda: session.run(None, {"x": x})) for _ in range(rounds))
+    return m * k * n / best
+
+
+def _timed_once(fn) -> float:
+    t0 = time.process_time()
+    fn()
+    return time.process_time() - t0
 
 
 # -- index on disk -----------------------------------------------------------------------------

@@ -74,6 +74,8 @@ def test_the_window_plays_the_demo_follows_the_engine_and_steers_it(qtbot, gui_c
     qtbot.waitUntil(lambda: window.timeline.sample_count > 3, timeout=5000)
     assert len(window.circumplex.trail_points()) > 0
     assert window.now_playing.title.text() == engine.status.now.title
+    tags = engine.status.now.tags  # the tagger's top tags (this features-only test library has none)
+    assert window.now_playing.tags.text() == (f"sounds: {tags}" if tags else "")
     assert "/" in window.now_playing.progress.format() and window.now_playing.dwell.text()
     assert window.now_playing.up_next.text().startswith("Up next: ") and status.up_next
     assert "fps in" in window.status_labels["fps"].text() and "CPU" in window.status_labels["provider"].text()

@@ -480,3 +480,23 @@ def test_decimate_mean_gives_one_point_per_pixel_column():
     assert xs.tolist() == [0.5, 1.5, 2.5] and ys.tolist() == [2.0, 5.0, 0.5]
     one = np.array([0.2, 1.2, 2.2])
     assert tl.decimate_mean(one, y[:3])[0] is one              # one per column: unchanged
+
+
+def test_now_playing_shows_the_songs_top_tags(qtbot):
+    """People like to see why: the tagger's top tags of the playing song, under its mood."""
+    from types import SimpleNamespace
+
+    from moodsic_live.engine.live import NowPlaying
+    from moodsic_live.gui.now_playing import NowPlayingPanel
+
+    panel = NowPlayingPanel()
+    qtbot.addWidget(panel)
+    now = NowPlaying("a.ogg", "Rain", "Someone", "Calm & Tender", 12.0, 180.0, (0.1, -0.4), (0.0, -0.3),
+                     tags="mellow, acoustic, female vocalists")
+    status = SimpleNamespace(now=now, stable=None, dwell_left=8.0, paused=False, crossfading=False, up_next="")
+    panel.show_status(status)
+    assert panel.tags.text() == "sounds: mellow, acoustic, female vocalists"
+    assert panel.mood.text() == "mood: Calm & Tender"
+    panel.show_status(SimpleNamespace(**{**vars(status), "now": NowPlaying(*[getattr(now, f) for f in (
+        "track_id", "title", "artist", "mood", "position_s", "duration_s", "segment_va", "target_va")])}))
+    assert panel.tags.text() == ""  # a song without tags (features-only library) shows no line

@@ -73,6 +73,7 @@ class NowPlaying:
     duration_s: float
     segment_va: tuple[float, float]  # the playing segment's V/A in the estimate space (the plane the window draws)
     target_va: tuple[float, float]   # the mode's target in the estimate space
+    tags: str = ""                   # what the music tagger hears most clearly ("slow, quiet, ambient")
 
 
 @dataclass(frozen=True)
@@ -416,7 +417,8 @@ class LiveEngine:
         seg = inverse(d.segment.valence, d.segment.arousal)
         target = inverse(*d.target)
         return NowPlaying(track.id, track.title, track.artist, d.cluster, float(position), float(track.duration),
-                          (float(seg[0]), float(seg[1])), (float(target[0]), float(target[1])))
+                          (float(seg[0]), float(seg[1])), (float(target[0]), float(target[1])),
+                          track.top_tags)
 
     def _up_next(self, now: float) -> str:
         nxt = self.matcher.peek(self._music_now(now), self._estimate())

@@ -41,6 +41,9 @@ class NowPlayingPanel(QFrame):
         self.artist = QLabel("")
         self.mood = QLabel("")
         self.mood.setObjectName("mood")
+        self.tags = QLabel("")
+        self.tags.setObjectName("tags")
+        self.tags.setToolTip("What the music tagger hears most clearly in this song")
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setTextVisible(True)
@@ -52,7 +55,7 @@ class NowPlayingPanel(QFrame):
         self.up_next.setWordWrap(True)
         self.up_next.setMinimumHeight(self.up_next.fontMetrics().lineSpacing() * 2 + 4)
         self.up_next.setObjectName("upNext")
-        for label in (self.title, self.artist, self.up_next):
+        for label in (self.title, self.artist, self.tags, self.up_next):
             label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         self.like_button = QPushButton("♥ Like")
@@ -88,6 +91,7 @@ class NowPlayingPanel(QFrame):
         layout.addWidget(self.title)
         layout.addWidget(self.artist)
         layout.addWidget(self.mood)
+        layout.addWidget(self.tags)
         layout.addWidget(self.progress)
         layout.addLayout(state)
         layout.addWidget(self.up_next)
@@ -119,6 +123,7 @@ class NowPlayingPanel(QFrame):
         self.title.setText(now.title)
         self.artist.setText(now.artist or "")
         self.mood.setText(f"mood: {now.mood}" if now.mood else "")
+        self.tags.setText(f"sounds: {now.tags}" if now.tags else "")
         frac = now.position_s / now.duration_s if now.duration_s > 0 else 0.0
         self.progress.setValue(round(1000 * min(1.0, max(0.0, frac))))
         self.progress.setFormat(f"{clock_text(now.position_s)} / {clock_text(now.duration_s)}")
