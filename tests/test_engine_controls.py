@@ -72,20 +72,27 @@ def test_controls_change_the_running_engine(engine):
     assert all(-1.0 <= x <= 1.0 for x in s.now.segment_va + s.now.target_va)
     assert 0.0 <= s.detection_rate <= 1.0 and s.detection_rate > 0.5
 
-    # like: a row with the song, where in it, the room's estimate and the mode
+    # like: an event with the song, where in it, the room's estimate and the mode, answering its play
+    def actions():
+        return [r for r in e.feedback.rows() if r.kind in ("liked", "skipped")]
+
     e.like()
-    assert _wait_for(lambda: len(e.feedback.rows()) == 1, 2)
-    like = e.feedback.rows()[0]
-    assert like.kind == "like" and like.track_id == s.now.track_id and like.mode == "mirror"
+    assert _wait_for(lambda: len(actions()) == 1, 2)
+    like = actions()[0]
+    assert like.kind == "liked" and like.track_id == s.now.track_id and like.mode == "mirror"
     assert like.valence is not None and abs(time.time() - like.at) < 5
+    started = [r for r in e.feedback.rows() if r.kind == "started"]
+    assert started[-1].track_id == like.track_id and like.recommendation == started[-1].id
+    assert started[-1].context["duration_s"] == pytest.approx(60.0, abs=0.5)
 
     # skip: another song at once (dwell ignored), crossfading, recorded
     first = s.now.track_id
     e.skip()
     assert _wait_for(lambda: e.status.now.track_id != first, 1.0)
     assert _wait_for(lambda: e.status.crossfading, 3.0)
-    assert [r.kind for r in e.feedback.rows()] == ["like", "skip"]
-    assert e.feedback.rows()[1].track_id == first
+    assert [r.kind for r in actions()] == ["liked", "skipped"]
+    assert actions()[1].track_id == first
+    assert _wait_for(lambda: e.feedback.rows()[-1].kind == "started" and e.feedback.rows()[-1].track_id != first, 1.0)
     songs = e.status.songs
 
     # pause: the music holds where it is (mixer clock and dwell stand still); resume carries on

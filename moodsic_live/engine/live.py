@@ -144,6 +144,7 @@ class LiveEngine:
         self._status: Status | None = None
         self._t0 = 0.0
         self._decision: MatchDecision | None = None
+        self._play_event: int | None = None   # the listening history's id of the current play
         self.errors: list[str] = []
         self._said_capture = ""
         self._track_of = {t.id: i for i, t in enumerate(library.tracks)}
@@ -174,6 +175,11 @@ class LiveEngine:
         if self.worker.provider_note:       # information, not a problem (Status.problem stays empty)
             self._say(f"inference runs on {self.worker.provider_note}")
         return_big_buffers_to_the_os()     # song buffers go back to the OS when freed: RSS stays flat
+        try:
+            if self.feedback.open():       # a damaged listening history is kept aside and a new one started
+                self.say(self.feedback.notice)
+        except MoodsicError as exc:        # the music plays without a history
+            self.say(str(exc))
         try:
             self.player = Player(self.config.play, self._output)
         except BaseException:
@@ -217,7 +223,7 @@ class LiveEngine:
 
     def like(self) -> None:
         """Record that the current song fits (with the time, the song position and the room's estimate)."""
-        self._send("like", lambda: self._record("like"))
+        self._send("like", lambda: self._record("liked"))
 
     def pause(self) -> None:
         self._send("pause", self._do_pause)
@@ -288,7 +294,7 @@ class LiveEngine:
     def _do_skip(self) -> None:
         if self._decision is None:
             return
-        self._record("skip")
+        self._record("skipped")
         self._cue(self.matcher.skip(self._music_now(self._now()), self._estimate()))
 
     def _do_pause(self) -> None:
@@ -302,20 +308,25 @@ class LiveEngine:
             self._paused_at = None
             self.player.resume()
 
-    def _record(self, kind: str) -> None:
+    def _record(self, kind: str, position: float | None = None, context: dict | None = None) -> int | None:
+        """One listening event about the current choice (``started`` opens a play; the listener's
+        actions and ``completed`` answer it); a history that cannot be written is said, once a time."""
         d = self._decision
         if d is None:
-            return
+            return None
         track = self.library.tracks[d.track_index]
-        position = self.player.mixer.current_song_position_s if self.player else None
+        if position is None:
+            position = self.player.mixer.current_song_position_s if self.player else None
         s = self._last
         try:
-            self.feedback.add(Feedback.now(kind, library=self.library.name, track_id=track.id, title=track.title,
-                                           artist=track.artist, position_s=float(position or d.position),
-                                           valence=s.valence if s else None, arousal=s.arousal if s else None,
-                                           mode=self.config.match.mode))
+            return self.feedback.add(Feedback.now(
+                kind, library=self.library.name, track_id=track.id, title=track.title, artist=track.artist,
+                position_s=float(position if position is not None else d.position),
+                valence=s.valence if s else None, arousal=s.arousal if s else None, mode=self.config.match.mode,
+                context=context or {}, recommendation=None if kind == "started" else self._play_event))
         except MoodsicError as exc:
             self.say(str(exc))
+            return None
 
     def _run_commands(self) -> None:
         while True:
@@ -328,11 +339,16 @@ class LiveEngine:
             except MoodsicError as exc:
                 self.say(str(exc))
 
-    def _cue(self, d: MatchDecision) -> None:
+    def _cue(self, d: MatchDecision, ended: bool = False) -> None:
+        if ended:
+            self._record("completed")      # the previous song played to its end
         track = self.library.tracks[d.track_index]
         self.player.cue(track.path, track.id, d.position, fade_s=self.config.play.crossfade_s)
         self.metrics.add_switch(d.t)
         self._decision = d
+        self._play_event = self._record("started", position=d.position, context={
+            "duration_s": round(float(track.duration), 2), "reason": str(d.reason),
+            "target": [round(float(x), 4) for x in d.target]})
 
     def _conduct(self) -> None:
         self._last: Stable | None = None
@@ -371,7 +387,7 @@ class LiveEngine:
             estimate = self._estimate()
             mnow = self._music_now(now)
             if self._decision is not None and player.needs_next:
-                self._cue(self.matcher.skip(mnow, estimate))
+                self._cue(self.matcher.skip(mnow, estimate), ended=True)
             else:
                 d = self.matcher.update(mnow, estimate)
                 if d.switched:
