@@ -2,6 +2,8 @@
 
     moodsic-live [gui] [--kiosk] ...  the desktop app (the window on the live engine)
     moodsic-live run --headless ...   the live loop; analyze VIDEO: a soundtrack for a video
+    moodsic-live soundtrack VIDEO     whole songs ranked by the video's emotional arc (DTW)
+    moodsic-live feedback info|export|reset|delete   the local listening history
     moodsic-live perceive PATH...     valence/arousal of images and videos [--json]
     moodsic-live models build|info    build the ONNX experts / list them
     moodsic-live library build|info|calibrate, audio-va, match    the music side (see cli_music)
@@ -120,6 +122,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--library", help="music library name (default: the configured or newest one, else the demo)")
     p.add_argument("--crossfade", type=float, help="crossfade seconds (0..12, default 4)")
 
+    p = sub.add_parser("soundtrack", help="whole songs ranked as soundtracks for a video (emotional arcs)",
+                       description="Offline: the video's emotional arc (perceive -> stabilise) against every "
+                                   "song's, aligned by dynamic time warping, ranked by the hybrid score (moment fit, "
+                                   "arc similarity, preference, novelty) with each song's best start offset. "
+                                   "Also writes analyze's segment plan with --plan-out. --render/--mux use the "
+                                   "best song (or the segment plan with --use-plan).")
+    _common(p)
+    _perceive_flags(p)
+    p.add_argument("video", type=Path, metavar="VIDEO")
+    p.add_argument("--top", type=int, default=10, help="how many songs to list (default 10)")
+    p.add_argument("--json", action="store_true", help="one JSON object: ranked songs with terms, offsets and DTW "
+                   "paths, the video's arc, and the segment plan")
+    p.add_argument("--plan-out", type=Path, metavar="PLAN.json", help="also write analyze's segment plan")
+    p.add_argument("--use-plan", action="store_true", help="render the segment plan instead of the best song")
+    p.add_argument("--render", type=Path, metavar="AUDIO", help="render the soundtrack (.wav or .flac)")
+    p.add_argument("--mux", type=Path, metavar="OUT.mp4", help="also write the video with the soundtrack (ffmpeg)")
+    p.add_argument("--fps", type=float, help="video sampling rate (default 5)")
+    p.add_argument("--library", help="music library name (default: the configured or newest one, else the demo)")
+    p.add_argument("--crossfade", type=float, help="crossfade seconds (0..12, default 4)")
+
     models = sub.add_parser("models", help="build or list the ONNX experts")
     msub = models.add_subparsers(dest="models_command", required=True)
     b = msub.add_parser("build", help="build onnx/face_fer2013.onnx and onnx/scene_affect.onnx")
@@ -138,7 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     from moodsic_live.cli_learn import add_learning_commands
     from moodsic_live.cli_music import add_music_commands
 
+    from moodsic_live.cli_feedback import add_feedback_commands
+
     add_music_commands(sub, _common)
+    add_feedback_commands(sub, _common)
     add_learning_commands(sub, msub, _common, _perceive_flags)
     return parser
 
@@ -323,6 +348,53 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_soundtrack(args: argparse.Namespace) -> int:
+    from moodsic_live.engine.render import mux, render_soundtrack
+    from moodsic_live.engine.soundtrack import plan_soundtrack, video_info
+    from moodsic_live.engine.soundtrack_rank import rank_for_video, whole_song_plan
+    from moodsic_live.library.builder import open_library
+
+    config = _config(args)
+    _apply_crossfade(args, config)
+    if args.mux is not None and args.render is None:
+        raise MoodsicError("--mux needs --render AUDIO (the soundtrack to put into the video)")
+    if args.top < 1:
+        raise MoodsicError(f"--top must be at least 1, got {args.top}")
+    info = video_info(args.video)
+    library = open_library(config, args.library, say=_say)
+    perceiver = _perceiver(config)
+    try:
+        plan = plan_soundtrack(args.video, library, config, perceiver, config.perceive.video_fps, say=_say,
+                               info=info)
+    finally:
+        perceiver.close()
+    ranking = rank_for_video(plan, library, config, top=args.top)
+    if ranking.too_short:
+        _say(f"{ranking.too_short} of {len(library.tracks)} tracks have too short a V/A series for an arc and were "
+             "not compared")
+    if args.plan_out is not None:
+        _write_json(args.plan_out, plan.to_json())
+    if args.json:
+        print(json.dumps({"video": plan.video, **ranking.to_json(), "plan": plan.to_json()}), flush=True)
+    else:
+        w = ranking.weights.to_dict()
+        print(f"{plan.video['path']}: {plan.video['duration']:.1f} s; {ranking.compared} songs compared by arc "
+              f"(weights fit {w['fit']:.2f}, arc {w['arc']:.2f}, pref {w['pref']:.2f}, novelty {w['novelty']:.2f})")
+        for i, song in enumerate(ranking.songs, 1):
+            label = f"{song.artist} – {song.title}" if song.artist else song.title
+            print(f"{i:2d}. {label}  from {song.ranked.offset_s:.0f} s  [{song.why}]")
+        print(f"segment plan (analyze): {len(plan.music)} cues"
+              + (f", written to {args.plan_out}" if args.plan_out else ""))
+    if args.render is not None:
+        chosen = plan if args.use_plan else whole_song_plan(plan, ranking.songs[0], config.play.crossfade_s)
+        report = render_soundtrack(chosen, args.render, config.play, say=_say)
+        _say(f"soundtrack: {args.render} ({report.frames / report.sample_rate:.2f} s at {report.sample_rate} Hz)")
+    if args.mux is not None:
+        mux(args.video, args.render, args.mux)
+        _say(f"video with soundtrack: {args.mux}")
+    return 0
+
+
 def _write_json(path: Path, data: dict) -> None:
     """Write ``data`` atomically (temp file + rename): an existing file survives a failure."""
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
@@ -377,7 +449,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 1 if any("error" in r for r in records) else 0
 
 
-COMMANDS = ("gui", "demo", "run", "perceive", "analyze", "eval", "train", "models", "library", "audio-va", "match")
+COMMANDS = ("gui", "demo", "run", "perceive", "analyze", "soundtrack", "eval", "train", "models", "library",
+            "audio-va", "match", "feedback")
 
 
 def _value_options(parser: argparse.ArgumentParser) -> set[str]:
@@ -417,6 +490,12 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_models(args)
         if command == "analyze":
             return cmd_analyze(args)
+        if command == "soundtrack":
+            return cmd_soundtrack(args)
+        if command == "feedback":
+            from moodsic_live.cli_feedback import cmd_feedback
+
+            return cmd_feedback(args, _config(args), _say)
         if command in ("eval", "train"):
             from moodsic_live import cli_learn
 

@@ -98,6 +98,59 @@ class LibraryConfig:
 
 
 @dataclass
+class WeightsConfig:
+    """Hybrid score weights (see moodsic_live.match.hybrid); normalised to sum 1 when used."""
+
+    fit: float = 0.6       # the moment: segment V/A near the target
+    arc: float = 0.0       # the emotional flow: DTW similarity of arcs (videos)
+    pref: float = 0.3      # the listener's learned preference for the track
+    novelty: float = 0.1   # not played lately
+
+
+@dataclass
+class HybridConfig:
+    """Weights per context: the live loop's modes and soundtracks for videos."""
+
+    mirror: WeightsConfig = field(default_factory=WeightsConfig)
+    regulate: WeightsConfig = field(default_factory=WeightsConfig)
+    target: WeightsConfig = field(default_factory=WeightsConfig)
+    video: WeightsConfig = field(default_factory=lambda: WeightsConfig(fit=0.35, arc=0.45, pref=0.15, novelty=0.05))
+    learn: bool = True              # adapt the weights and track preferences from listeners' reactions
+    safety_distance: float = 0.35   # exploration never offers a segment farther than this from the target
+
+
+@dataclass
+class TransitionWeights:
+    """Weight of the transition (first-difference) term where the video moves from one quadrant
+    of the V/A plane to another: joyful (V+ A+), tense (V- A+), sad (V- A-), calm (V+ A-)."""
+
+    sad_to_joyful: float = 2.0
+    sad_to_calm: float = 1.5
+    tense_to_calm: float = 1.5
+    tense_to_joyful: float = 1.5
+    calm_to_joyful: float = 1.0
+    calm_to_tense: float = 1.0
+    calm_to_sad: float = 1.0
+    joyful_to_sad: float = 1.5
+    joyful_to_tense: float = 1.0
+    joyful_to_calm: float = 1.0
+    sad_to_tense: float = 1.0
+    tense_to_sad: float = 1.0
+
+
+@dataclass
+class ArcsConfig:
+    """Emotional arcs and their DTW alignment (moodsic_live.match.arcs)."""
+
+    rate_hz: float = 1.0             # common rate of video and track arcs
+    smooth_s: float = 5.0            # moving-average window
+    transition_weight: float = 1.0   # first-difference term beside the V/A term (0 = plain DTW)
+    band_s: float = 20.0             # Sakoe-Chiba band: how far the alignment may run ahead of or behind real time
+    max_stretch: float = 2.0         # subsequence search: local pacing between 1/x and x
+    transitions: TransitionWeights = field(default_factory=TransitionWeights)
+
+
+@dataclass
 class MatchConfig:
     k: int = 20                           # nearest candidates considered
     recent_songs: int = 5                 # prefer songs not among the last N played
@@ -116,6 +169,8 @@ class MatchConfig:
     target_valence: float = 0.4
     target_arousal: float = 0.0
     target_nudge: float = 0.25
+    hybrid: HybridConfig = field(default_factory=HybridConfig)
+    arcs: ArcsConfig = field(default_factory=ArcsConfig)
 
 
 @dataclass

@@ -380,3 +380,66 @@ def test_live_loop_skips_a_song_that_fails_to_decode_without_a_gap(mood_video, t
     onset, gap, length = _silent_stretches(out)
     print(f"music from {onset:.2f} s, longest silence after it {gap:.2f} s, {length:.1f} s written")
     assert gap <= c.play.crossfade_s
+
+
+def test_whole_songs_are_ranked_by_the_videos_arc(mood_video, small_library, perceiver, tmp_path):
+    """soundtrack: the video's arc against every song's, ranked with offsets, terms and DTW paths."""
+    import json
+
+    from moodsic_live.engine.soundtrack import SoundtrackPlan, plan_soundtrack
+    from moodsic_live.engine.soundtrack_rank import rank_for_video, whole_song_plan
+    from moodsic_live.errors import MoodsicError
+
+    path, (_, _, end) = mood_video
+    library, config = small_library
+    plan = plan_soundtrack(path, library, config, perceiver, fps=2)
+    ranking = rank_for_video(plan, library, config, top=5)
+    assert len(ranking.songs) == 5 and ranking.compared == len(library.tracks) and ranking.too_short == 0
+    scores = [s.ranked.score for s in ranking.songs]
+    assert scores == sorted(scores, reverse=True)
+    assert len(ranking.video_arc) == pytest.approx(end * config.match.arcs.rate_hz, abs=2)
+    for song in ranking.songs:
+        track = next(t for t in library.tracks if t.id == song.track_id)
+        assert 0 <= song.ranked.offset_s <= max(0.0, track.duration - end) + 1
+        assert 0 < song.ranked.terms[1] <= 1 and song.why.startswith("score ")
+        assert song.alignment.path[0, 0] == 0 and song.alignment.path[-1, 0] == len(ranking.video_arc) - 1
+    data = json.loads(json.dumps(ranking.to_json()))
+    assert data["ranked"][0]["terms"].keys() == {"fit", "arc", "pref", "novelty"} and data["ranked"][0]["dtw_path"]
+    one = whole_song_plan(plan, ranking.songs[0], 2.0)
+    assert len(one.music) == 1 and one.music[0].end == plan.video["duration"]
+    assert one.music[0].segment_start == ranking.songs[0].ranked.offset_s
+    # a video with no usable frames has no arc: one clear line
+    empty = SoundtrackPlan(video={"path": "blank.mp4", "duration": 0.0})
+    with pytest.raises(MoodsicError, match="blank.mp4: no usable frames"):
+        rank_for_video(empty, library, config)
+
+
+def test_soundtrack_command_lists_songs_writes_the_plan_and_renders_the_best(mood_video, small_library, tmp_path):
+    import json
+
+    from conftest import run_cli, write_config
+
+    path, (_, _, end) = mood_video
+    library, config = small_library
+    cfg = write_config(tmp_path / "c.toml", config)
+    wav, plan_path = tmp_path / "best.wav", tmp_path / "plan.json"
+    r = run_cli("soundtrack", str(path), "--top", "3", "--json", "--fps", "2", "--library", "songs",
+                "--render", str(wav), "--plan-out", str(plan_path), "--config", str(cfg))
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert len(out["ranked"]) == 3 and out["compared"] == len(library.tracks)
+    assert out["weights"]["arc"] > 0 and len(out["video_arc"]["valence"]) == pytest.approx(end, abs=2)
+    best = out["ranked"][0]
+    assert best["score"] >= out["ranked"][1]["score"] and best["why"].startswith("score ")
+    assert json.loads(plan_path.read_text())["music"] == out["plan"]["music"]
+    info = sf.info(str(wav))
+    assert abs(info.duration - end) < 0.2 and "soundtrack:" in r.stderr
+    # the rendered audio is the best song from its offset: compare with the file itself
+    song, sr = sf.read(best["path"], dtype="float32", always_2d=True)
+    rendered, rsr = sf.read(str(wav), dtype="float32", always_2d=True)
+    assert rsr == info.samplerate and np.sqrt(np.mean(rendered ** 2)) > 0.01
+    text = run_cli("soundtrack", str(path), "--top", "2", "--fps", "1", "--library", "songs", "--config", str(cfg))
+    assert text.returncode == 0 and text.stdout.splitlines()[1].startswith(" 1. ")
+    assert "segment plan (analyze):" in text.stdout
+    bad = run_cli("soundtrack", str(path), "--top", "0", "--library", "songs", "--config", str(cfg))
+    assert bad.returncode == 2 and "--top must be at least 1" in bad.stderr and "Traceback" not in bad.stderr
