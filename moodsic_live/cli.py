@@ -318,8 +318,9 @@ def _apply_crossfade(args, config) -> None:
         config.play.crossfade_s = args.crossfade
 
 
-def cmd_analyze(args: argparse.Namespace) -> int:
-    from moodsic_live.engine.render import mux, render_soundtrack
+def _plan_video(args: argparse.Namespace):
+    """The shared first half of ``analyze`` and ``soundtrack``: config, library and the video's
+    perceive -> stabilise -> match plan."""
     from moodsic_live.engine.soundtrack import plan_soundtrack, video_info
     from moodsic_live.library.builder import open_library
 
@@ -335,9 +336,13 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                                info=info)
     finally:
         perceiver.close()
-    _write_json(args.out, plan.to_json())
-    _say(f"plan: {args.out} ({len(plan.emotion)} samples, {len(plan.music)} music cues over "
-         f"{plan.video['duration']:.1f} s)")
+    return config, library, plan
+
+
+def _render_and_mux(args: argparse.Namespace, plan, config) -> None:
+    """``--render`` the plan's music and ``--mux`` it into the video, when asked."""
+    from moodsic_live.engine.render import mux, render_soundtrack
+
     if args.render is not None:
         report = render_soundtrack(plan, args.render, config.play, say=_say)
         _say(f"soundtrack: {args.render} ({report.frames / report.sample_rate:.2f} s at {report.sample_rate} Hz, "
@@ -345,29 +350,23 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.mux is not None:
         mux(args.video, args.render, args.mux)
         _say(f"video with soundtrack: {args.mux}")
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    config, _library, plan = _plan_video(args)
+    _write_json(args.out, plan.to_json())
+    _say(f"plan: {args.out} ({len(plan.emotion)} samples, {len(plan.music)} music cues over "
+         f"{plan.video['duration']:.1f} s)")
+    _render_and_mux(args, plan, config)
     return 0
 
 
 def cmd_soundtrack(args: argparse.Namespace) -> int:
-    from moodsic_live.engine.render import mux, render_soundtrack
-    from moodsic_live.engine.soundtrack import plan_soundtrack, video_info
     from moodsic_live.engine.soundtrack_rank import rank_for_video, whole_song_plan
-    from moodsic_live.library.builder import open_library
 
-    config = _config(args)
-    _apply_crossfade(args, config)
-    if args.mux is not None and args.render is None:
-        raise MoodsicError("--mux needs --render AUDIO (the soundtrack to put into the video)")
     if args.top < 1:
         raise MoodsicError(f"--top must be at least 1, got {args.top}")
-    info = video_info(args.video)
-    library = open_library(config, args.library, say=_say)
-    perceiver = _perceiver(config)
-    try:
-        plan = plan_soundtrack(args.video, library, config, perceiver, config.perceive.video_fps, say=_say,
-                               info=info)
-    finally:
-        perceiver.close()
+    config, library, plan = _plan_video(args)
     ranking = rank_for_video(plan, library, config, top=args.top)
     if ranking.too_short:
         _say(f"{ranking.too_short} of {len(library.tracks)} tracks have too short a V/A series for an arc and were "
@@ -385,13 +384,9 @@ def cmd_soundtrack(args: argparse.Namespace) -> int:
             print(f"{i:2d}. {label}  from {song.ranked.offset_s:.0f} s  [{song.why}]")
         print(f"segment plan (analyze): {len(plan.music)} cues"
               + (f", written to {args.plan_out}" if args.plan_out else ""))
-    if args.render is not None:
-        chosen = plan if args.use_plan else whole_song_plan(plan, ranking.songs[0], config.play.crossfade_s)
-        report = render_soundtrack(chosen, args.render, config.play, say=_say)
-        _say(f"soundtrack: {args.render} ({report.frames / report.sample_rate:.2f} s at {report.sample_rate} Hz)")
-    if args.mux is not None:
-        mux(args.video, args.render, args.mux)
-        _say(f"video with soundtrack: {args.mux}")
+    if args.render is not None and not args.use_plan:
+        plan = whole_song_plan(plan, ranking.songs[0], config.play.crossfade_s)
+    _render_and_mux(args, plan, config)
     return 0
 
 

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from moodsic_live.config import Config
-from moodsic_live.engine.soundtrack import MusicCue, SoundtrackPlan, matcher_for
+from moodsic_live.engine.soundtrack import MusicCue, SoundtrackPlan
 from moodsic_live.errors import MoodsicError
 from moodsic_live.library.store import Library
 from moodsic_live.match import arcs
+from moodsic_live.match.alignment import Aligner
 from moodsic_live.match.arc_rank import ArcTable, rank_soundtracks
 from moodsic_live.match.hybrid import HybridWeights, Ranked, explain, weights_for
 
@@ -85,7 +86,7 @@ def video_arc(plan: SoundtrackPlan, library: Library, config: Config) -> tuple[a
                            "follow; check that the file plays, or try analyze for a segment plan")
     t = np.array([p.t for p in plan.emotion])
     va = np.array([[p.valence, p.arousal] for p in plan.emotion])
-    aligner = matcher_for(library, config).aligner
+    aligner = Aligner.fit(library.segments.va, config.match.alignment)  # the live matcher's mapping
     arc = arcs.extract_arc(t, va, rate=cfg.rate_hz, smooth_s=cfg.smooth_s, aligner=aligner,
                            what=f"video {plan.video.get('path', '')}".strip())
     centre = tuple(float(x) for x in aligner.apply(np.zeros((1, 2)))[0])
