@@ -363,11 +363,21 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def cmd_soundtrack(args: argparse.Namespace) -> int:
     from moodsic_live.engine.soundtrack_rank import rank_for_video, whole_song_plan
+    from moodsic_live.feedback import Feedback
 
     if args.top < 1:
         raise MoodsicError(f"--top must be at least 1, got {args.top}")
     config, library, plan = _plan_video(args)
-    ranking = rank_for_video(plan, library, config, top=args.top)
+    learning = _learning(config)
+    ranking = rank_for_video(plan, library, config, top=args.top, learner=learning.learner if learning else None)
+    if learning is not None and ranking.songs:     # the recommendation goes into the listening history
+        best = ranking.songs[0]
+        try:
+            learning.store.add(Feedback.now("shown", library=library.name, track_id=best.track_id, title=best.title,
+                                            artist=best.artist, position_s=float(best.ranked.offset_s),
+                                            mode="video", context=ranking.context(best)))
+        except MoodsicError as exc:
+            _say(str(exc))
     if ranking.too_short:
         _say(f"{ranking.too_short} of {len(library.tracks)} tracks have too short a V/A series for an arc and were "
              "not compared")
@@ -388,6 +398,21 @@ def cmd_soundtrack(args: argparse.Namespace) -> int:
         plan = whole_song_plan(plan, ranking.songs[0], config.play.crossfade_s)
     _render_and_mux(args, plan, config)
     return 0
+
+
+def _learning(config):
+    """What was learned from listening (the listening history's learner), or None when it cannot be read."""
+    from moodsic_live.engine.learning import Learning
+    from moodsic_live.feedback import FeedbackStore
+
+    store = FeedbackStore(config.paths.feedback)
+    try:
+        if store.open():
+            _say(store.notice)
+    except MoodsicError as exc:
+        _say(f"{exc}; ranking without what was learned from listening")
+        return None
+    return Learning.open(config, store, say=_say)
 
 
 def _write_json(path: Path, data: dict) -> None:

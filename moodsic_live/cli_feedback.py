@@ -119,7 +119,9 @@ def cmd_feedback(args: argparse.Namespace, config, say: Say) -> int:
         say(f"exported {count} event(s) to {where}")
         return 0
     if command == "reset":
-        n = store.reset_learning()
+        from moodsic_live.engine.learning import reset_learning
+
+        n = reset_learning(config, store)
         if store.notice:
             say(store.notice)
         kept = len(store.rows())

@@ -131,9 +131,11 @@ def lib_config(tmp_path):
 
 
 def write_config(path: Path, config) -> Path:
-    """A TOML file pointing the CLI at ``config``'s library and cache folders."""
+    """A TOML file pointing the CLI at ``config``'s library and cache folders, and a listening history
+    beside the file (never the user's own)."""
     path.write_text(f'[library]\ndir = "{config.library.dir}"\n[paths]\ncache_dir = "{config.paths.cache_dir}"\n'
-                    f'models_dir = "{config.paths.models_dir}"\n', encoding="utf-8")
+                    f'models_dir = "{config.paths.models_dir}"\nfeedback = "{path.parent / "feedback.sqlite"}"\n',
+                    encoding="utf-8")
     return path
 
 
@@ -158,6 +160,7 @@ def small_library(tmp_path_factory):
     c = Config()
     base = tmp_path_factory.mktemp("lib")
     c.library.dir, c.paths.cache_dir, c.library.workers = base / "libraries", base / "cache", 2
+    c.paths.feedback = base / "feedback.sqlite"      # never the user's own listening history
     c.library.music_model = "features"
     library, _ = build_library(root, c, "songs", say=lambda s: None, progress=False)
     return library, c

@@ -149,3 +149,43 @@ def test_a_feedback_file_that_cannot_be_written_is_said_and_the_music_goes_on(en
     assert _wait_for(lambda: e.status.now.track_id != first, 1.0)     # the skip still happens
     assert _wait_for(lambda: "feedback file" in e.status.problem, 1.0)
     assert any("feedback file" in line and "paths.feedback" in line for line in e.said)
+
+
+def test_the_live_loop_chooses_by_the_hybrid_score_and_learns_from_the_listener(engine):
+    """Each song is chosen by the learner among the matcher's candidates: the choice (terms, weights, why) is
+    kept as a `shown` event, the window gets "why this song", and an early skip is learned from at once
+    (the next play starts), saved, forgotten by a reset and gone with the history."""
+    from moodsic_live.engine.learning import STATE, Learning
+
+    e = engine
+    assert _wait_for(lambda: e.status is not None and e.status.now is not None, 20)
+    first = e.status.now
+    assert "fits the moment" in first.why and " % · " in first.why and first.why_detail.startswith("score ")
+    shown = [r for r in e.feedback.rows() if r.kind == "shown"]
+    assert shown and shown[-1].track_id == first.track_id and shown[-1].context["hybrid"] == "mirror"
+    ctx = shown[-1].context
+    assert len(ctx["terms"]) == 4 and set(ctx["weights"]) == {"fit", "arc", "pref", "novelty"}
+    assert ctx["why"] == first.why_detail and ctx["distance"] <= e.config.match.hybrid.safety_distance or not ctx["safe"]
+    assert e.learning.learner.plays("mirror") == 0
+
+    e.skip()                                                    # within the first 10 s: reward -1
+    assert _wait_for(lambda: e.status.now.track_id != first.track_id, 1.0)
+    assert _wait_for(lambda: e.learning.learner.plays("mirror") == 1, 1.0)
+    assert e.learning.learner.preference([first.track_id])[0] < 0.5
+    saved = e.feedback.load_state(STATE)
+    assert saved["learner"]["contexts"]["mirror"]["n"] == 1
+    assert Learning.open(e.config, e.feedback).learner.plays("mirror") == 1       # what the next run starts from
+
+    e.reset_learning()
+    assert _wait_for(lambda: e.learning.learner.plays("mirror") == 0, 1.0)
+    assert e.learning.learner.preference([first.track_id])[0] == 0.5
+    assert Learning.open(e.config, e.feedback).learner.plays("mirror") == 0       # not learned again
+    assert any("forgot what was learned" in line for line in e.said)
+
+    e.delete_history()
+    assert _wait_for(lambda: any("listening history deleted" in line for line in e.said), 1.0)
+    assert not e.feedback.path.exists()
+    second = e.status.now.track_id
+    e.skip()                                                    # the history starts afresh
+    assert _wait_for(lambda: e.status.now.track_id != second, 1.0)
+    assert _wait_for(lambda: e.feedback.path.exists() and e.feedback.rows()[0].kind in ("skipped", "shown"), 1.0)

@@ -500,3 +500,27 @@ def test_now_playing_shows_the_songs_top_tags(qtbot):
     panel.show_status(SimpleNamespace(**{**vars(status), "now": NowPlaying(*[getattr(now, f) for f in (
         "track_id", "title", "artist", "mood", "position_s", "duration_s", "segment_va", "target_va")])}))
     assert panel.tags.text() == ""  # a song without tags (features-only library) shows no line
+    assert panel.why.text() == ""   # nor one chosen without the learner
+
+
+def test_now_playing_says_why_this_song(qtbot):
+    """"Why this song": the hybrid score's terms by their share, the whole line in the tooltip."""
+    from types import SimpleNamespace
+
+    from moodsic_live.engine.live import NowPlaying
+    from moodsic_live.gui.now_playing import NowPlayingPanel
+    from moodsic_live.match.hybrid import HybridWeights, Ranked, explain, reasons
+
+    r, w = Ranked(0, 0.0, (0.9, 0.0, 0.8, 0.5)), HybridWeights(0.6, 0.0, 0.3, 0.1)
+    r = Ranked(0, float(np.dot(r.terms, w.as_array())), r.terms)
+    glance = reasons(r, w)
+    assert glance == "fits the moment 65 % · you like it 29 % · not heard lately 6 %"   # 0.54 : 0.24 : 0.05
+    panel = NowPlayingPanel()
+    qtbot.addWidget(panel)
+    now = NowPlaying("a.ogg", "Rain", "Someone", "Calm", 12.0, 180.0, (0.1, -0.4), (0.0, -0.3),
+                     why=glance, why_detail=explain(r, w))
+    panel.show_status(SimpleNamespace(now=now, stable=None, dwell_left=8.0, paused=False, crossfading=False,
+                                      up_next=""))
+    assert panel.why.text() == f"why: {glance}"
+    assert panel.why.toolTip() == "Why this song: score 0.83 = fits the moment 0.90×0.60 + you like it 0.80×0.30 + " \
+                                  "not heard lately 0.50×0.10"

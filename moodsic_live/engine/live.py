@@ -38,11 +38,13 @@ from dataclasses import dataclass
 
 from moodsic_live.capture.source import CaptureThread, RetryPolicy, SourceSpec, VideoLike, open_video
 from moodsic_live.config import Config, PerceiveConfig
+from moodsic_live.engine.learning import Learning, LivePicker
 from moodsic_live.engine.soundtrack import matcher_for
 from moodsic_live.errors import MoodsicError
 from moodsic_live.feedback import Feedback, FeedbackStore
 from moodsic_live.frames import Frame
 from moodsic_live.library.store import Library
+from moodsic_live.match.hybrid import Ranked, reasons
 from moodsic_live.match.matcher import DWELL_RANGE, MatchDecision, validate_config
 from moodsic_live.memory import prompt_gil, return_big_buffers_to_the_os
 from moodsic_live.perceive.estimate import VA, Perception
@@ -74,6 +76,8 @@ class NowPlaying:
     segment_va: tuple[float, float]  # the playing segment's V/A in the estimate space (the plane the window draws)
     target_va: tuple[float, float]   # the mode's target in the estimate space
     tags: str = ""                   # what the music tagger hears most clearly ("slow, quiet, ambient")
+    why: str = ""                    # why this song, at a glance: "fits the moment 58 % · you like it 28 % · …"
+    why_detail: str = ""             # the whole line: "score 0.74 = fits the moment 0.90×0.60 + …"
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,9 @@ class LiveEngine:
         self._t0 = 0.0
         self._decision: MatchDecision | None = None
         self._play_event: int | None = None   # the listening history's id of the current play
+        self._why = ("", "")                  # why the current song was chosen: (at a glance, the whole line)
+        self.learning: Learning | None = None  # the learner, in step with the listening history (from start)
+        self._picker: LivePicker | None = None
         self.errors: list[str] = []
         self._said_capture = ""
         self._track_of = {t.id: i for i, t in enumerate(library.tracks)}
@@ -180,6 +187,11 @@ class LiveEngine:
                 self.say(self.feedback.notice)
         except MoodsicError as exc:        # the music plays without a history
             self.say(str(exc))
+        # the learner picks among the matcher's candidates by the hybrid score (learned from earlier runs)
+        self.learning = Learning.open(self.config, self.feedback, say=self.say)
+        self._picker = LivePicker(self.learning.learner, [t.id for t in self.library.tracks],
+                                  lambda: self.config.match.mode)
+        self.matcher.picker = self._picker
         try:
             self.player = Player(self.config.play, self._output)
         except BaseException:
@@ -227,6 +239,20 @@ class LiveEngine:
 
     def pause(self) -> None:
         self._send("pause", self._do_pause)
+
+    def reset_learning(self) -> None:
+        """Forget the learned weights and preferences (the listening history stays)."""
+        self._send("reset learning", self._do_reset_learning)
+
+    def delete_history(self) -> None:
+        """Delete the listening history and everything learned from it."""
+        self._send("delete history", self._do_delete_history)
+
+    def like_soundtrack(self, library: str, track_id: str, title: str, artist: str, offset_s: float,
+                        context: dict) -> None:
+        """Record that the listener chose a song ranked for a video (``context``: the hybrid terms, weights,
+        ``transition_weight`` it was ranked with) and learn from it."""
+        self._send("like", lambda: self._do_like_soundtrack(library, track_id, title, artist, offset_s, context))
 
     def resume(self) -> None:
         self._send("resume", self._do_resume)
@@ -308,6 +334,34 @@ class LiveEngine:
             self._paused_at = None
             self.player.resume()
 
+    def _do_reset_learning(self) -> None:
+        if self.learning is not None:
+            self.learning.reset()
+            self._say("forgot what was learned from listening (the history is kept)")
+
+    def _do_delete_history(self) -> None:
+        removed = self.feedback.delete_all()
+        self._play_event = None
+        if self.learning is not None:
+            self.learning.learner.reset()
+            self.learning.through = 0
+        self._say(f"listening history deleted ({len(removed)} file{'s' if len(removed) != 1 else ''})")
+
+    def _do_like_soundtrack(self, library: str, track_id: str, title: str, artist: str, offset_s: float,
+                            context: dict) -> None:
+        try:
+            shown = self.feedback.add(Feedback.now("shown", library=library, track_id=track_id, title=title,
+                                                   artist=artist, position_s=float(offset_s), mode="video",
+                                                   context=context))
+            self.feedback.add(Feedback.now("liked", library=library, track_id=track_id, title=title, artist=artist,
+                                           position_s=float(offset_s), mode="video", context={},
+                                           recommendation=shown))
+        except MoodsicError as exc:
+            self.say(str(exc))
+            return
+        if self.learning is not None:
+            self.learning.learn()
+
     def _record(self, kind: str, position: float | None = None, context: dict | None = None) -> int | None:
         """One listening event about the current choice (``started`` opens a play; the listener's
         actions and ``completed`` answer it); a history that cannot be written is said, once a time."""
@@ -323,7 +377,7 @@ class LiveEngine:
                 kind, library=self.library.name, track_id=track.id, title=track.title, artist=track.artist,
                 position_s=float(position if position is not None else d.position),
                 valence=s.valence if s else None, arousal=s.arousal if s else None, mode=self.config.match.mode,
-                context=context or {}, recommendation=None if kind == "started" else self._play_event))
+                context=context or {}, recommendation=None if kind in ("shown", "started") else self._play_event))
         except MoodsicError as exc:
             self.say(str(exc))
             return None
@@ -345,7 +399,19 @@ class LiveEngine:
         track = self.library.tracks[d.track_index]
         self.player.cue(track.path, track.id, d.position, fade_s=self.config.play.crossfade_s)
         self.metrics.add_switch(d.t)
+        if self.learning is not None:
+            self.learning.learn()          # the plays before this one are over: their rewards are final
         self._decision = d
+        picked = self._picker.last if self._picker is not None else None
+        self._why = ("", "")
+        if picked is not None and picked.track_id == track.id:
+            c = picked.choice
+            glance = reasons(Ranked(0, c.score, c.terms), c.weights)
+            self._why = (glance + (" (trying a safe alternative)" if c.explored else ""), c.explanation)
+            self._record("shown", position=d.position, context={
+                "hybrid": c.context, "terms": [round(float(x), 4) for x in c.terms], "weights": c.weights.to_dict(),
+                "why": c.explanation, "explored": c.explored, "safe": c.safe, "candidates": picked.candidates,
+                "distance": round(c.distance, 4)})
         self._play_event = self._record("started", position=d.position, context={
             "duration_s": round(float(track.duration), 2), "reason": str(d.reason),
             "target": [round(float(x), 4) for x in d.target]})
@@ -434,7 +500,7 @@ class LiveEngine:
         target = inverse(*d.target)
         return NowPlaying(track.id, track.title, track.artist, d.cluster, float(position), float(track.duration),
                           (float(seg[0]), float(seg[1])), (float(target[0]), float(target[1])),
-                          track.top_tags)
+                          track.top_tags, *self._why)
 
     def _up_next(self, now: float) -> str:
         nxt = self.matcher.peek(self._music_now(now), self._estimate())

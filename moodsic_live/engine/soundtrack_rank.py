@@ -23,6 +23,7 @@ from moodsic_live.match import arcs
 from moodsic_live.match.alignment import Aligner
 from moodsic_live.match.arc_rank import ArcTable, rank_soundtracks
 from moodsic_live.match.hybrid import HybridWeights, Ranked, explain, weights_for
+from moodsic_live.match.learner import Learner
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,9 +55,18 @@ class SoundtrackRanking:
     songs: list[RankedSong]
     compared: int            # tracks whose arcs were compared
     too_short: int           # tracks whose series is too short for an arc
+    transition_weight: float = 1.0   # the DTW transition weight the arcs were aligned with
+
+    def context(self, song: RankedSong) -> dict:
+        """What the listening history keeps of a recommendation of ``song`` (the learner learns from it)."""
+        r = song.ranked
+        return {"hybrid": "video", "terms": [round(float(x), 4) for x in r.terms], "weights": self.weights.to_dict(),
+                "why": song.why, "transition_weight": self.transition_weight, "offset_s": round(r.offset_s, 2),
+                "rank": self.songs.index(song) + 1}
 
     def to_json(self) -> dict:
         return {"weights": self.weights.to_dict(), "compared": self.compared, "too_short": self.too_short,
+                "transition_weight": self.transition_weight,
                 "video_arc": {"t0": round(self.video_arc.t0, 2), "rate_hz": self.video_arc.rate,
                               "valence": np.round(self.video_arc.level[:, 0], 4).tolist(),
                               "arousal": np.round(self.video_arc.level[:, 1], 4).tolist()},
@@ -95,9 +105,19 @@ def video_arc(plan: SoundtrackPlan, library: Library, config: Config) -> tuple[a
 
 def rank_for_video(plan: SoundtrackPlan, library: Library, config: Config, *, top: int = 10,
                    pref: np.ndarray | None = None, weights: HybridWeights | None = None,
-                   table: tuple[ArcTable, int] | None = None) -> SoundtrackRanking:
-    """The ``top`` whole songs for the video of ``plan``; ``pref`` per library track (0.5 unknown)."""
+                   table: tuple[ArcTable, int] | None = None, learner: Learner | None = None,
+                   explore: bool = False) -> SoundtrackRanking:
+    """The ``top`` whole songs for the video of ``plan``; ``pref`` per library track (0.5 unknown).
+    With a ``learner``, what it learned from listeners ranks: its weights for videos, its preference
+    of each track and its DTW transition weight (the best so far; with ``explore`` a Thompson draw among
+    the ones it tries, where the listener can answer), unless ``weights``/``pref`` are given."""
     cfg = config.match.arcs
+    transition = cfg.transition_weight
+    if learner is not None:
+        weights = weights or learner.weights("video")
+        if pref is None:
+            pref = learner.preference([t.id for t in library.tracks])
+        transition = learner.transition_weight(explore=explore)
     arc, w = video_arc(plan, library, config)
     table, short = table if table is not None else library_arcs(library, config)
     if len(table) == 0:
@@ -105,16 +125,16 @@ def rank_for_video(plan: SoundtrackPlan, library: Library, config: Config, *, to
                            f"(need {(arcs.MIN_POINTS - 1) / cfg.rate_hz:g} s); rebuild it with longer music")
     weights = weights or weights_for(config.match.hybrid, "video")
     ranked = rank_soundtracks(arc, table, weights, pref=None if pref is None else np.asarray(pref)[table.tracks],
-                              top=top, transition_weight=cfg.transition_weight, w=w, band_s=cfg.band_s,
+                              top=top, transition_weight=transition, w=w, band_s=cfg.band_s,
                               max_stretch=cfg.max_stretch)
     songs = []
     where = {int(t): k for k, t in enumerate(table.tracks)}
     for r in ranked:
         track = library.tracks[r.track]
-        a = arcs.align(arc, table.arc(where[r.track]), transition_weight=cfg.transition_weight, w=w,
+        a = arcs.align(arc, table.arc(where[r.track]), transition_weight=transition, w=w,
                        band_s=cfg.band_s, max_stretch=cfg.max_stretch)
         songs.append(RankedSong(r, track.id, track.title, track.artist, str(track.path), a, explain(r, weights)))
-    return SoundtrackRanking(arc, weights, songs, len(table), short)
+    return SoundtrackRanking(arc, weights, songs, len(table), short, float(transition))
 
 
 def whole_song_plan(plan: SoundtrackPlan, song: RankedSong, crossfade_s: float) -> SoundtrackPlan:

@@ -44,6 +44,9 @@ class NowPlayingPanel(QFrame):
         self.tags = QLabel("")
         self.tags.setObjectName("tags")
         self.tags.setToolTip("What the music tagger hears most clearly in this song")
+        self.why = QLabel("")
+        self.why.setObjectName("why")
+        self.why.setWordWrap(True)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setTextVisible(True)
@@ -55,7 +58,7 @@ class NowPlayingPanel(QFrame):
         self.up_next.setWordWrap(True)
         self.up_next.setMinimumHeight(self.up_next.fontMetrics().lineSpacing() * 2 + 4)
         self.up_next.setObjectName("upNext")
-        for label in (self.title, self.artist, self.tags, self.up_next):
+        for label in (self.title, self.artist, self.tags, self.why, self.up_next):
             label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         self.like_button = QPushButton("♥ Like")
@@ -92,6 +95,7 @@ class NowPlayingPanel(QFrame):
         layout.addWidget(self.artist)
         layout.addWidget(self.mood)
         layout.addWidget(self.tags)
+        layout.addWidget(self.why)
         layout.addWidget(self.progress)
         layout.addLayout(state)
         layout.addWidget(self.up_next)
@@ -124,6 +128,8 @@ class NowPlayingPanel(QFrame):
         self.artist.setText(now.artist or "")
         self.mood.setText(f"mood: {now.mood}" if now.mood else "")
         self.tags.setText(f"sounds: {now.tags}" if now.tags else "")
+        self.why.setText(f"why: {now.why}" if now.why else "")
+        self.why.setToolTip(f"Why this song: {now.why_detail}" if now.why_detail else "")
         frac = now.position_s / now.duration_s if now.duration_s > 0 else 0.0
         self.progress.setValue(round(1000 * min(1.0, max(0.0, frac))))
         self.progress.setFormat(f"{clock_text(now.position_s)} / {clock_text(now.duration_s)}")

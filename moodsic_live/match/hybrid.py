@@ -118,6 +118,18 @@ def explain(ranked: Ranked, weights: HybridWeights) -> str:
     return f"score {ranked.score:.2f} = " + " + ".join(parts)
 
 
+def reasons(ranked: Ranked, weights: HybridWeights) -> str:
+    """"why this song" for a glance: each term's share of the score, largest first, e.g.
+    ``"fits the moment 58 % · you like it 28 % · not heard lately 14 %"`` (terms with no share left out)."""
+    shares = ranked.shares(weights)
+    total = sum(shares.values())
+    if total <= 0:
+        return "nothing near the mood: the nearest song"
+    parts = [f"{LABELS[t]} {100 * v / total:.0f} %" for t, v in sorted(shares.items(), key=lambda kv: -kv[1])
+             if v / total >= 0.005]
+    return " · ".join(parts)
+
+
 def weights_for(config, context: str) -> HybridWeights:
     """The configured weights of a context: a live mode (mirror, regulate, target) or "video"."""
     table = getattr(config, context, None)

@@ -26,12 +26,19 @@ playing the same songs again and again, and is never jumpy:
      forced out for being recent, and a song is never cut to jump within itself.
 
 A new segment always starts at its start time.
+
+Which of the candidates starts on a switch is the best-scored one, unless a **picker** is given
+(:data:`Picker`): the live engine passes the learner's, which ranks the candidates by the hybrid
+score (:mod:`moodsic_live.match.hybrid`) and explores only among those near the target. The picker
+sees one candidate per song (its best segment), best-scored first; on a "better" switch only those
+that beat the playing segment by ``switch_margin``, so a picker never makes a switch the rule would
+not make.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -47,6 +54,7 @@ from moodsic_live.perceive.estimate import VA
 
 Reason = Literal["start", "better", "ending", "hold", "skip"]
 DWELL_RANGE = (20.0, 30.0)
+PICKER_WIDTH = 4    # with a picker, this many times ``k`` nearest segments are candidates (several songs)
 # regulate goals in the estimate space (valence, arousal)
 GOALS: dict[str, tuple[float, float]] = {
     "calm": (0.5, -0.6),
@@ -87,6 +95,32 @@ class Playing:
 
     def position(self, now: float) -> float:
         return self.start + max(0.0, now - self.since)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The songs a switch may start, one per song (its best segment), best-scored first: segment
+    ``rows``, their ``tracks``, V/A ``distances`` to the target and matcher ``scores`` (distance plus
+    penalties, lower is better), both in library units; ``plays_ago`` how many songs ago each track
+    last started (0 = the playing one, -1 = not lately); ``kind`` start / better / ending / skip;
+    ``current`` the playing segment's score on a "better" switch (every candidate beats it by
+    ``switch_margin``), nan otherwise."""
+
+    rows: np.ndarray
+    tracks: np.ndarray
+    distances: np.ndarray
+    scores: np.ndarray
+    plays_ago: np.ndarray
+    kind: str
+    current: float = math.nan
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+# Which candidate starts: an index into the candidates. ``final`` is False for a look ahead
+# (:meth:`Matcher.peek`): the picker must then not explore or remember anything.
+Picker = Callable[[Candidates, bool], int]
 
 
 def validate_config(config: MatchConfig) -> None:
@@ -189,8 +223,10 @@ class Matcher:
     """Stateful choice of the segment to play; see the module docstring for the rules."""
 
     def __init__(self, segments: SegmentTable, track_durations: np.ndarray, config: MatchConfig,
-                 aligner: Aligner, clusters: MoodClusters | None, index: SegmentIndex | None = None) -> None:
+                 aligner: Aligner, clusters: MoodClusters | None, index: SegmentIndex | None = None,
+                 picker: Picker | None = None) -> None:
         validate_config(config)
+        self.picker = picker
         if len(segments) == 0:
             raise MoodsicError(EMPTY_LIBRARY)
         self.segments = segments
@@ -262,17 +298,18 @@ class Matcher:
             off = np.where(inside, off, np.inf)
         return int(rows[int(np.argmin(off))])
 
-    def _choose(self, target: tuple[float, float], target_label: int | None, kind: str,
-                current_track: int = -1, position: float = 0.0) -> tuple[int, float] | None:
-        """The best candidate (row, score) for a start, an ending or a better switch."""
+    def _candidates(self, target: tuple[float, float], target_label: int | None, kind: str,
+                    current_track: int = -1, position: float = 0.0) -> Candidates | None:
+        """The candidates for a start, an ending, a better switch or a skip (None: no other song)."""
         cfg, n = self.config, len(self.segments)
-        k = cfg.k
+        k = min(n, cfg.k * (PICKER_WIDTH if self.picker is not None else 1))  # a picker needs several songs
+        other = "better" if kind == "skip" else kind
         while True:
             d, rows = self.index.query(target, k)
             tracks = self._track[rows]
-            if kind == "better":
+            if other == "better":
                 eligible = tracks != current_track
-            elif kind == "ending":  # another song, or an earlier part of this one
+            elif other == "ending":  # another song, or an earlier part of this one
                 eligible = (tracks != current_track) | (self._end[rows] <= position)
             else:
                 eligible = np.ones(len(rows), bool)
@@ -282,7 +319,7 @@ class Matcher:
                 break
             k = min(n, k * 8)
         if not eligible.any():
-            if kind == "better":
+            if other == "better":
                 return None
             eligible[:] = True  # a one-song library: start it again
         rows, d, tracks = rows[eligible], d[eligible], tracks[eligible]
@@ -290,8 +327,28 @@ class Matcher:
         scores = score_candidates(d, tracks, self._labels(rows), target_label=target_label,
                                   recent_tracks=self.recent_tracks, recent_penalty=cfg.recent_penalty,
                                   cluster_prior=cfg.cluster_prior, short=short, tail_penalty=cfg.tail_penalty)
-        best = int(np.lexsort((rows, scores))[0])
-        return int(rows[best]), float(scores[best])
+        order = np.lexsort((rows, scores))
+        _, first = np.unique(tracks[order], return_index=True)   # each song's best segment
+        keep = order[np.sort(first)]
+        history = self._history
+        ago = np.array([len(history) - 1 - history.index(int(t)) if int(t) in history else -1
+                        for t in tracks[keep]], np.int64)
+        return Candidates(rows[keep], tracks[keep], np.asarray(d, np.float64)[keep], scores[keep], ago, kind)
+
+    def _pick(self, c: Candidates, final: bool = True) -> tuple[int, float]:
+        """The candidate that starts (row, score): the picker's, else the best-scored."""
+        i = 0
+        if self.picker is not None:
+            i = int(self.picker(c, final))
+            if not 0 <= i < len(c):
+                raise ValueError(f"picker chose candidate {i} of {len(c)}")
+        return int(c.rows[i]), float(c.scores[i])
+
+    def _choose(self, target: tuple[float, float], target_label: int | None, kind: str,
+                current_track: int = -1, position: float = 0.0, final: bool = True) -> tuple[int, float] | None:
+        """The candidate (row, score) that starts on a start, an ending or a skip."""
+        c = self._candidates(target, target_label, kind, current_track, position)
+        return None if c is None else self._pick(c, final)
 
     def _decision(self, now: float, row: int, target: tuple[float, float], estimate: VA, reason: Reason,
                   position: float) -> MatchDecision:
@@ -337,7 +394,7 @@ class Matcher:
         if p is None:
             return None
         target, target_label = self._target(now, estimate)
-        best = self._choose(target, target_label, "better", p.track, p.position(now))
+        best = self._choose(target, target_label, "skip", p.track, p.position(now), final=False)
         if best is None:
             return None
         return self._decision(now, best[0], target, estimate, "skip", self._start[best[0]])
@@ -349,7 +406,7 @@ class Matcher:
         if p is None:
             return self.update(now, estimate)
         target, target_label = self._target(now, estimate)
-        best = self._choose(target, target_label, "better", p.track, p.position(now))
+        best = self._choose(target, target_label, "skip", p.track, p.position(now))
         if best is None:
             best = self._choose(target, target_label, "ending", p.track, p.position(now))
         return self._switch(now, best[0], "skip", target, estimate)  # type: ignore[index]
@@ -373,13 +430,18 @@ class Matcher:
         if remaining < cfg.ending_seconds:
             row, _ = self._choose(target, target_label, "ending", p.track, position)  # type: ignore[misc]
             return self._switch(now, row, "ending", target, estimate)
-        best = self._choose(target, target_label, "better", p.track, position)
-        if best is not None:
+        c = self._candidates(target, target_label, "better", p.track, position)
+        if c is not None:
             cur_va = self._va(np.array([current]))
             cur_d = float(np.hypot(cur_va[0, 0] - target[0], cur_va[0, 1] - target[1]))
             cur_label = self._labels(np.array([current]))
             cur_score = float(score_candidates([cur_d], [p.track], cur_label, target_label=target_label,
                                                cluster_prior=cfg.cluster_prior)[0])
-            if best[1] + cfg.switch_margin < cur_score:
-                return self._switch(now, best[0], "better", target, estimate)
+            better = c.scores + cfg.switch_margin < cur_score   # only songs that beat the playing one
+            if better.any():
+                keep = np.flatnonzero(better)
+                c = Candidates(c.rows[keep], c.tracks[keep], c.distances[keep], c.scores[keep], c.plays_ago[keep],
+                               c.kind, cur_score)
+                row, _ = self._pick(c)
+                return self._switch(now, row, "better", target, estimate)
         return self._decision(now, current, target, estimate, "hold", position)
