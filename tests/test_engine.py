@@ -10,49 +10,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import FACES_DEV
+from conftest import fit_frame as _fit
 from moodsic_live.config import Config
 
 FPS = 10
-
-
-def _fit(image: np.ndarray, size=(640, 480)) -> np.ndarray:
-    """Letterbox ``image`` into ``size`` (w, h)."""
-    w, h = size
-    scale = min(w / image.shape[1], h / image.shape[0])
-    small = cv2.resize(image, (int(image.shape[1] * scale), int(image.shape[0] * scale)), interpolation=cv2.INTER_AREA)
-    out = np.zeros((h, w, 3), np.uint8)
-    y, x = (h - small.shape[0]) // 2, (w - small.shape[1]) // 2
-    out[y:y + small.shape[0], x:x + small.shape[1]] = small
-    return out
-
-
-@pytest.fixture(scope="session")
-def mood_video(tmp_path_factory, faces_dev) -> tuple:
-    """30 s of neutral faces, 30 s of the same people smiling, 20 s of a dark empty room, at 10 fps
-    (640x480 MP4). Returns (path, part boundaries in seconds)."""
-    import csv
-
-    rows = list(csv.DictReader(open(FACES_DEV / "labels.csv", encoding="utf-8")))
-    label = {"neutral": "neutral", "smiling": "happiness"}
-    ids = sorted({r["face_id"] for r in rows if r["emotion"] == "neutral"} &
-                 {r["face_id"] for r in rows if r["emotion"] == "happiness"})[:3]
-    pick = {part: [next(r["file"] for r in rows if r["face_id"] == i and r["emotion"] == e) for i in ids]
-            for part, e in label.items()}
-    path = tmp_path_factory.mktemp("video") / "moods.mp4"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (640, 480))
-    rng = np.random.default_rng(0)
-    room = np.full((480, 640, 3), 18, np.uint8)
-    cv2.rectangle(room, (380, 120), (560, 420), (30, 28, 26), -1)  # a dim doorway
-    for part, seconds in (("neutral", 30), ("smiling", 30), ("room", 20)):
-        for i in range(seconds * FPS):
-            if part == "room":
-                frame = np.clip(room.astype(np.int16) + rng.integers(-3, 4, room.shape), 0, 255).astype(np.uint8)
-            else:
-                frame = _fit(cv2.imread(str(FACES_DEV / pick[part][(i // (10 * FPS)) % len(pick[part])])))
-            writer.write(frame)
-    writer.release()
-    return path, (30.0, 60.0, 80.0)
 
 
 def test_soundtrack_plan_follows_the_faces(mood_video, small_library, perceiver):

@@ -11,7 +11,6 @@ import pytest
 from moodsic_live.engine.learning import STATE, Learning, LivePicker, reset_learning
 from moodsic_live.feedback import Feedback, FeedbackStore
 from moodsic_live.perceive.estimate import VA
-from test_engine import mood_video  # noqa: F401  (a fixture: a video made from real photos)
 
 KW = dict(library="lib", title="T", artist="A", mode="mirror")
 

@@ -14,13 +14,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from moodsic_live.config import Config
-from moodsic_live.errors import InputError
+from moodsic_live.errors import InputError, MoodsicError
 from moodsic_live.library.store import Library
 from moodsic_live.match.matcher import MatchDecision, Matcher
 from moodsic_live.stabilise.metrics import RunMetrics
 from moodsic_live.stabilise.stabiliser import Stabiliser
 
 Say = Callable[[str], None]
+
+
+class SoundtrackCancelled(MoodsicError):
+    """The analysis of a video was cancelled (by its ``cancelled`` callback)."""
 
 
 @dataclass(frozen=True)
@@ -128,10 +132,16 @@ def video_info(path: Path) -> dict:
 
 
 def plan_soundtrack(video: Path, library: Library, config: Config, perceiver, fps: float = 5.0,
-                    say: Say = lambda s: None, info: dict | None = None) -> SoundtrackPlan:
+                    say: Say = lambda s: None, info: dict | None = None, *,
+                    progress: Callable[[float], None] | None = None,
+                    cancelled: Callable[[], bool] | None = None) -> SoundtrackPlan:
     """Perceive, stabilise and match every ``1/fps`` s of ``video`` (``info``: its :func:`video_info`,
     when the caller has it already). A video that ends early (truncated or damaged) is planned up to
-    where it could be read, and that is said."""
+    where it could be read, and that is said.
+
+    ``progress`` is called with the share of the video analysed (0..1) after every frame;
+    ``cancelled`` is asked before every frame, and when it answers True the pass stops with
+    :class:`SoundtrackCancelled`."""
     from moodsic_live.capture.stills import read_ahead, sample_video
 
     info = dict(info) if info is not None else video_info(Path(video))
@@ -141,7 +151,10 @@ def plan_soundtrack(video: Path, library: Library, config: Config, perceiver, fp
     plan = SoundtrackPlan(video=info)
     cues: list[MusicCue] = []
     last_t = -1.0
+    length = float(info.get("duration") or 0.0)
     for frame in read_ahead(sample_video(Path(video), fps)):  # decoding overlaps perceiving
+        if cancelled is not None and cancelled():
+            raise SoundtrackCancelled("soundtrack cancelled")
         p = perceiver.perceive(frame)
         s = stabiliser.update(frame.t, p.fused)
         metrics.add(s)
@@ -154,6 +167,8 @@ def plan_soundtrack(video: Path, library: Library, config: Config, perceiver, fp
             metrics.add_switch(frame.t)
             cues.append(cue_for(decision, library, config.play.crossfade_s))
         last_t = frame.t
+        if progress is not None:
+            progress(min(1.0, frame.t / length) if length > 0 else 0.0)
     read_to = last_t + 1.0 / max(info["fps"], 1e-6)
     duration = info["duration"]
     if not duration or read_to < duration - max(1.0 / fps, 0.5):

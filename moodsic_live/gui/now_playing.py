@@ -47,6 +47,9 @@ class NowPlayingPanel(QFrame):
         self.why = QLabel("")
         self.why.setObjectName("why")
         self.why.setWordWrap(True)
+        self.why.setToolTip("Why this song: each part of its score")
+        self.tags.hide()
+        self.why.hide()
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setTextVisible(True)
@@ -128,7 +131,9 @@ class NowPlayingPanel(QFrame):
         self.artist.setText(now.artist or "")
         self.mood.setText(f"mood: {now.mood}" if now.mood else "")
         self.tags.setText(f"sounds: {now.tags}" if now.tags else "")
+        self.tags.setVisible(bool(now.tags))       # an empty line costs a kiosk screen its height
         self.why.setText(f"why: {now.why}" if now.why else "")
+        self.why.setVisible(bool(now.why))
         self.why.setToolTip(f"Why this song: {now.why_detail}" if now.why_detail else "")
         frac = now.position_s / now.duration_s if now.duration_s > 0 else 0.0
         self.progress.setValue(round(1000 * min(1.0, max(0.0, frac))))

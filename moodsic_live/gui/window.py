@@ -46,11 +46,13 @@ SHORTCUTS = (
     ("A", "atmosphere only on/off"),
     ("Ctrl+O", "open a video file"),
     ("Ctrl+B", "build a library from a music folder"),
+    ("Ctrl+T", "soundtrack for a video (songs ranked by its emotional arc)"),
     ("F11", "kiosk (full screen)"),
     ("Esc Esc", "leave kiosk"),
     ("Ctrl+Q", "quit"),
 )
 PROBLEM_SHOW_S = 20.0
+INFO = ("inference runs on", "forgot what was learned", "listening history deleted")   # said, not problems
 # Kiosk: type readable across a room (the window's sheet cascades over the application's).
 KIOSK_STYLE = """
 QWidget { font-size: 16pt; }
@@ -208,6 +210,7 @@ class MainWindow(QMainWindow):
         action("Open video…", "Ctrl+O", self.open_video, f)
         action("Open stream…", "Ctrl+U", self.open_stream, f)
         action("Build library from folder…", "Ctrl+B", self.build_library, f)
+        action("Soundtrack for a video…", "Ctrl+T", lambda: self.open_soundtrack(), f)
         f.addSeparator()
         action("Quit", "Ctrl+Q", self.close, f)
         p = bar.addMenu("&Play")
@@ -217,6 +220,10 @@ class MainWindow(QMainWindow):
         action("Volume up", ("Up", "+"), lambda: self._nudge_volume(+0.05), p)
         action("Volume down", ("Down", "-"), lambda: self._nudge_volume(-0.05), p)
         action("Next mode", "M", self._next_mode, p)
+        p.addSeparator()
+        action("Forget what I like (reset learning)", (), self.reset_learning, p)
+        action("Export listening history…", (), self.export_history, p)
+        action("Delete listening history…", (), self.delete_history, p)
         action("Atmosphere only", "A", lambda: self.controls.set_choice("atmosphere",
                                                                         not self.controls.choices.atmosphere), p)
         v = bar.addMenu("&View")
@@ -285,7 +292,7 @@ class MainWindow(QMainWindow):
         self.controls.show_choices(self.controls.choices)
 
     def _said(self, text: str) -> None:
-        if text.startswith("inference runs on"):     # information (also in the status bar), not a problem
+        if text.startswith(INFO):                    # information (in the status bar), not a problem
             self.statusBar().showMessage(text, 10_000)
         else:
             self.show_problem(text)
@@ -470,6 +477,89 @@ class MainWindow(QMainWindow):
         launch.build_from = folder
         self._show_progress(f"analysing the music in {folder} …")
         self.host.start(launch)
+
+    def open_soundtrack(self, video: str | None = None) -> None:
+        """Show the "Soundtrack for a video" view (one per window); analyse ``video`` when given."""
+        from moodsic_live.gui.soundtrack_view import SoundtrackDialog
+        from moodsic_live.play.player import device_output, silent_output
+
+        if getattr(self, "_soundtrack", None) is None:
+            play = self.host.base_config.play
+            self._soundtrack = SoundtrackDialog(
+                self.host.base_config, lambda: self.host.engine.library if self.host.engine else None,
+                (lambda: device_output(play)) if self.output == "device" else (lambda: silent_output(play)),
+                learner_getter=self._learner_snapshot, pause_live=self._pause_for_preview,
+                resume_live=self._resume_after_preview, on_like=self._like_soundtrack, parent=self)
+        self._soundtrack.show()
+        self._soundtrack.raise_()
+        self._soundtrack.activateWindow()
+        if video:
+            self._soundtrack.analyse(video)
+
+    def _learner_snapshot(self):
+        """A copy of what the live engine learned (the ranking runs on another thread than the learner)."""
+        from moodsic_live.match.learner import Learner
+
+        engine = self.host.engine
+        if engine is None or engine.learning is None:
+            return None
+        c = engine.config.match
+        try:
+            return Learner.from_dict(engine.learning.learner.to_dict(), c.hybrid, c.arcs)
+        except (MoodsicError, RuntimeError):      # changed while copied: rank without it this time
+            return None
+
+    def _pause_for_preview(self) -> None:
+        engine = self.host.engine
+        self._paused_for_preview = engine is not None and not engine.paused
+        if self._paused_for_preview:
+            self._engine_call("pause")
+
+    def _resume_after_preview(self) -> None:
+        if getattr(self, "_paused_for_preview", False):   # music the listener had paused stays paused
+            self._paused_for_preview = False
+            self._engine_call("resume")
+
+    def _like_soundtrack(self, song, ranking) -> None:
+        """The listener picked a song for a video: kept in the listening history and learned from."""
+        engine = self.host.engine
+        if engine is None:
+            self.show_problem("the music is not running: this like was not kept")
+            return
+        engine.like_soundtrack(engine.library.name, song.track_id, song.title, song.artist, song.ranked.offset_s,
+                               ranking.context(song))
+        self.statusBar().showMessage(f"liked {song.title} for this video: the ranking learns from it", 5_000)
+
+    def reset_learning(self) -> None:
+        if QMessageBox.question(self, "Forget what I like",
+                                "Forget the learned weights and song preferences? The listening history is kept."
+                                ) == QMessageBox.StandardButton.Yes:
+            self._engine_call("reset_learning")
+
+    def export_history(self, path: str | None = None) -> None:
+        from moodsic_live.feedback import FeedbackStore
+
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Export listening history", "listening-history.jsonl",
+                                                  "JSON lines (*.jsonl)")
+        if not path:
+            return
+        engine = self.host.engine
+        store = engine.feedback if engine is not None else FeedbackStore(self.host.base_config.paths.feedback)
+        try:
+            n = store.export(path)
+        except MoodsicError as exc:
+            self.show_problem(str(exc))
+            return
+        self.statusBar().showMessage(f"exported {n} listening event(s) to {path}", 10_000)
+
+    def delete_history(self, confirm: bool = True) -> None:
+        if confirm and QMessageBox.question(
+                self, "Delete listening history",
+                "Delete every recorded play, like and skip, and everything learned from them? This cannot be undone."
+        ) != QMessageBox.StandardButton.Yes:
+            return
+        self._engine_call("delete_history")
 
     def _shortcuts(self) -> None:
         QMessageBox.information(self, "Keyboard shortcuts", "\n".join(f"{k}\t{t}" for k, t in SHORTCUTS))
