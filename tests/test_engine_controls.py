@@ -189,3 +189,39 @@ def test_the_live_loop_chooses_by_the_hybrid_score_and_learns_from_the_listener(
     e.skip()                                                    # the history starts afresh
     assert _wait_for(lambda: e.status.now.track_id != second, 1.0)
     assert _wait_for(lambda: e.feedback.path.exists() and e.feedback.rows()[0].kind in ("skipped", "shown"), 1.0)
+
+
+def test_soundtrack_previews_and_likes_are_plays_of_the_video_context(engine):
+    """A preview heard to its end with a like during it is one play (+1), learned when it ends; a like
+    without a preview is a shown + liked pair; an early stop is a skip (-1)."""
+    from moodsic_live.engine.live import VideoSong
+
+    e = engine
+    assert _wait_for(lambda: e.status is not None and e.status.now is not None, 20)
+    ctx = {"hybrid": "video", "terms": [0.5, 0.8, 0.5, 1.0], "weights": {"fit": 0.35, "arc": 0.45, "pref": 0.15,
+                                                                         "novelty": 0.05}, "transition_weight": 1.0}
+    a, b = (VideoSong(e.library.name, t.id, t.title, t.artist, 10.0, 30.0, ctx) for t in e.library.tracks[:2])
+    learner = e.learning.learner
+
+    def video():
+        return [(r.kind, r.track_id, r.recommendation) for r in e.feedback.rows() if r.mode == "video"]
+
+    e.soundtrack_preview("started", a, 0.0)
+    e.like_soundtrack(a)
+    assert _wait_for(lambda: len(video()) == 2, 1.0)
+    assert learner.plays("video") == 0                         # the preview still plays
+    e.soundtrack_preview("completed", a, 30.0)
+    assert _wait_for(lambda: learner.plays("video") == 1, 1.0)
+    rows = video()
+    assert [k for k, _, _ in rows] == ["started", "liked", "completed"] and rows[1][2] == rows[2][2]
+    assert learner.preference([a.track_id])[0] > 0.5
+
+    e.like_soundtrack(b)                                      # liked from the list, never previewed
+    assert _wait_for(lambda: learner.plays("video") == 2, 1.0)
+    e.soundtrack_preview("started", b, 0.0)
+    e.soundtrack_preview("skipped", b, 2.0)                   # stopped after 2 s: a strong no
+    assert _wait_for(lambda: learner.plays("video") == 3, 1.0)
+    assert [k for k, _, _ in video()][3:] == ["shown", "liked", "started", "skipped"]
+    assert learner.transition_means()[1.0] != 0.0              # the transition weight used is credited
+    with pytest.raises(ValueError):
+        e.soundtrack_preview("paused", a, 0.0)

@@ -250,7 +250,12 @@ class Calls:
         return lambda *args: self.log.append((name, *args))
 
     def names(self) -> list[str]:
-        return [c[0] for c in self.log]
+        """The calls steering the live music and likes (how previews went: :meth:`heard`)."""
+        return [c[0] for c in self.log if c[0] != "listen"]
+
+    def heard(self) -> list[tuple[str, str, float]]:
+        """(kind, track id, seconds heard) of each preview event told to ``on_listen``."""
+        return [(c[1], c[2].track_id, c[4]) for c in self.log if c[0] == "listen"]
 
 
 def _dialog(qtbot, config, library, calls: Calls, output=None):
@@ -259,7 +264,7 @@ def _dialog(qtbot, config, library, calls: Calls, output=None):
     from moodsic_live.play.player import silent_output
 
     dialog = SoundtrackDialog(config, lambda: library, output or (lambda: silent_output(config.play)),
-                              pause_live=calls("pause"), resume_live=calls("resume"), on_like=calls("like"), top=5)
+                              pause_live=calls("pause"), resume_live=calls("resume"), on_like=calls("like"), on_listen=calls("listen"), top=5)
     dialog.setStyleSheet(DARK + dialog.styleSheet())    # as the app looks (set on the dialog only)
     qtbot.addWidget(dialog)
     dialog.resize(1000, 700)
@@ -317,6 +322,8 @@ def test_the_dialog_ranks_previews_likes_and_closes_cleanly(qtbot, photo_video, 
     assert calls.names() == ["pause", "resume"] and dialog.plot.playhead is None
     qtbot.waitUntil(lambda: not (PREVIEW_THREADS & _threads()), timeout=1_500)
     assert preview.state == "stopped" and not dialog.stop_button.isEnabled()
+    (k1, id1, h1), (k2, id2, h2) = calls.heard()           # heard, then stopped by the listener
+    assert (k1, k2) == ("started", "skipped") and id1 == id2 == second.track_id and h1 == 0.0 and h2 > 0.3
 
     # like: the selected song and the ranking go to the callback
     qtbot.mouseClick(dialog.like_button, Qt.MouseButton.LeftButton)
@@ -494,11 +501,19 @@ def test_a_like_in_the_view_is_kept_and_learned_and_the_window_resets_exports_an
     assert video_rows[0].context["terms"] == [round(x, 4) for x in song.ranked.terms]
     assert engine.learning.learner.preference([song.track_id])[0] > 0.5
 
-    # a preview pauses the live music and gives it back; music the listener paused stays paused
+    # a preview pauses the live music and gives it back; stopped after a moment it is an early skip (-1),
+    # kept as a play of the video's song and learned from; music the listener paused stays paused
     qtbot.mouseClick(dialog.play_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: engine.status.paused, timeout=2_000)
+    qtbot.waitUntil(lambda: (dialog.plot.playhead or 0.0) > 0.5, timeout=10_000)
     qtbot.mouseClick(dialog.stop_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not engine.status.paused, timeout=2_000)
+    qtbot.waitUntil(lambda: engine.learning.learner.plays("video") == 2, timeout=2_000)
+    started, skipped = [r for r in engine.feedback.rows() if r.mode == "video"][2:]
+    assert (started.kind, skipped.kind) == ("started", "skipped") and skipped.recommendation == started.id
+    assert started.position_s == pytest.approx(song.ranked.offset_s, abs=0.01)
+    assert 0.5 < skipped.position_s - started.position_s < 5.0 and started.context["hybrid"] == "video"
+    assert started.context["duration_s"] == pytest.approx(song.ranked.offset_s + VIDEO_S, abs=1.0)
     engine.pause()
     qtbot.waitUntil(lambda: engine.status.paused, timeout=2_000)
     qtbot.mouseClick(dialog.play_button, Qt.MouseButton.LeftButton)

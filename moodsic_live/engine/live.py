@@ -64,6 +64,20 @@ COMMANDS = 64              # bounded control queue (a person cannot click faster
 
 
 @dataclass(frozen=True)
+class VideoSong:
+    """A song ranked for a video, as the listening history keeps it: where it starts, how long the video
+    is, and the ranking's context (the hybrid terms and weights, the DTW transition weight)."""
+
+    library: str
+    track_id: str
+    title: str
+    artist: str
+    offset_s: float
+    length_s: float
+    context: dict
+
+
+@dataclass(frozen=True)
 class NowPlaying:
     """The current choice, for display."""
 
@@ -149,6 +163,7 @@ class LiveEngine:
         self._t0 = 0.0
         self._decision: MatchDecision | None = None
         self._play_event: int | None = None   # the listening history's id of the current play
+        self._video_play: tuple[int, str] | None = None   # a soundtrack preview playing: (its id, track)
         self._why = ("", "")                  # why the current song was chosen: (at a glance, the whole line)
         self.learning: Learning | None = None  # the learner, in step with the listening history (from start)
         self._picker: LivePicker | None = None
@@ -248,11 +263,18 @@ class LiveEngine:
         """Delete the listening history and everything learned from it."""
         self._send("delete history", self._do_delete_history)
 
-    def like_soundtrack(self, library: str, track_id: str, title: str, artist: str, offset_s: float,
-                        context: dict) -> None:
-        """Record that the listener chose a song ranked for a video (``context``: the hybrid terms, weights,
-        ``transition_weight`` it was ranked with) and learn from it."""
-        self._send("like", lambda: self._do_like_soundtrack(library, track_id, title, artist, offset_s, context))
+    def like_soundtrack(self, song: VideoSong) -> None:
+        """Record that the listener likes a song ranked for a video, and learn from it (when its preview
+        is playing: once the preview ends, with how it ended)."""
+        self._send("like", lambda: self._do_video_event("liked", song, 0.0))
+
+    def soundtrack_preview(self, kind: str, song: VideoSong, heard_s: float) -> None:
+        """How a preview of a song ranked for a video went: ``started``, ``skipped`` (``heard_s`` seconds
+        in) or ``completed``; recorded like a live play (a skip in the first 10 s is a strong no) and
+        learned from when it ends."""
+        if kind not in ("started", "skipped", "completed"):
+            raise ValueError(f"no preview event {kind!r}")
+        self._send("preview", lambda: self._do_video_event(kind, song, heard_s))
 
     def resume(self) -> None:
         self._send("resume", self._do_resume)
@@ -347,15 +369,29 @@ class LiveEngine:
             self.learning.through = 0
         self._say(f"listening history deleted ({len(removed)} file{'s' if len(removed) != 1 else ''})")
 
-    def _do_like_soundtrack(self, library: str, track_id: str, title: str, artist: str, offset_s: float,
-                            context: dict) -> None:
+    def _do_video_event(self, kind: str, song: VideoSong, heard_s: float) -> None:
+        def add(kind: str, **fields) -> int:
+            return self.feedback.add(Feedback.now(
+                kind, library=song.library, track_id=song.track_id, title=song.title, artist=song.artist,
+                mode="video", **fields))
+
+        open_play = self._video_play if self._video_play and self._video_play[1] == song.track_id else None
         try:
-            shown = self.feedback.add(Feedback.now("shown", library=library, track_id=track_id, title=title,
-                                                   artist=artist, position_s=float(offset_s), mode="video",
-                                                   context=context))
-            self.feedback.add(Feedback.now("liked", library=library, track_id=track_id, title=title, artist=artist,
-                                           position_s=float(offset_s), mode="video", context={},
-                                           recommendation=shown))
+            if kind == "started":
+                context = {**song.context, "duration_s": round(song.offset_s + song.length_s, 2)}
+                self._video_play = (add("started", position_s=song.offset_s, context=context), song.track_id)
+                return
+            if kind == "liked" and open_play is not None:
+                add("liked", position_s=song.offset_s, recommendation=open_play[0])
+                return                      # learned when the preview ends, with how it ended
+            if kind == "liked":
+                shown = add("shown", position_s=song.offset_s, context=song.context)
+                add("liked", position_s=song.offset_s, recommendation=shown)
+            elif open_play is not None:     # skipped / completed: the preview is over
+                add(kind, position_s=song.offset_s + max(0.0, heard_s), recommendation=open_play[0])
+                self._video_play = None
+            else:
+                return
         except MoodsicError as exc:
             self.say(str(exc))
             return

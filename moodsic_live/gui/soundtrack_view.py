@@ -377,12 +377,15 @@ class SoundtrackDialog(QDialog):
     ``library_getter`` returns the library the live music plays from (None before there is one);
     ``output_maker`` makes the preview's output (called on the preview's thread); ``learner_getter``
     (optional) the listener's learner for the ranking; ``pause_live``/``resume_live`` pause the live
-    music for the preview's length; ``on_like(song, ranking)`` records a like."""
+    music for the preview's length; ``on_like(song, ranking)`` records a like; ``on_listen(kind, song,
+    ranking, heard_s)`` is told how each preview went: ``started`` when it is heard, ``skipped`` when the
+    listener stops it (``heard_s`` seconds in), ``completed`` when it plays to its end."""
 
     def __init__(self, config: Config, library_getter: Callable[[], Any], output_maker: Callable[[], OutputFactory],
                  *, learner_getter: Callable[[], Any] | None = None, pause_live: Callable[[], None] | None = None,
                  resume_live: Callable[[], None] | None = None,
-                 on_like: Callable[[RankedSong, SoundtrackRanking], None] | None = None, top: int = 10,
+                 on_like: Callable[[RankedSong, SoundtrackRanking], None] | None = None,
+                 on_listen: Callable[[str, RankedSong, SoundtrackRanking, float], None] | None = None, top: int = 10,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.config = config
@@ -392,6 +395,8 @@ class SoundtrackDialog(QDialog):
         self._pause_live = pause_live
         self._resume_live = resume_live
         self._on_like = on_like
+        self._on_listen = on_listen
+        self._heard: RankedSong | None = None   # the preview's song once it is heard (told to on_listen)
         self.top = int(top)
         self.job: SoundtrackJob | None = None
         self.result: SoundtrackResult | None = None
@@ -666,13 +671,26 @@ class SoundtrackDialog(QDialog):
         self._timer.start()
         self._update_buttons()
 
+    def _listen(self, kind: str, heard_s: float) -> None:
+        song, self._heard = self._heard, (self._heard if kind == "started" else None)
+        if song is None or self.result is None or self._on_listen is None:
+            return
+        try:
+            self._on_listen(kind, song, self.result.ranking, float(heard_s))
+        except MoodsicError as exc:
+            self.show_problem(str(exc))
+
     def stop_preview(self) -> None:
         """Stop the preview (it fades out within a second, off the GUI thread)."""
+        if self.preview is not None:
+            self._listen("skipped", self.preview.position_s)     # the listener stopped it
         if self._retire_preview():
             self.status.setText("preview stopped")
         self._preview_ended()
 
     def _retire_preview(self) -> bool:
+        if self.preview is not None:
+            self._listen("skipped", self.preview.position_s)     # another song or closing stops it
         preview, self.preview = self.preview, None
         self.plot.set_playhead(None)
         if preview is None:
@@ -730,11 +748,15 @@ class SoundtrackDialog(QDialog):
             name = song_label(song) if song is not None else preview.song_id
             state = preview.state
             if state == "playing":
+                if self._heard is None and song is not None:
+                    self._heard = song
+                    self._listen("started", 0.0)
                 self.plot.set_playhead(preview.position_s)
                 self.status.setText(f"▶ {clock(preview.position_s)} / {clock(preview.duration_s)} · {name}")
             elif state == "loading":
                 self.status.setText(f"loading {name} …")
             elif state in ("finished", "stopped", "failed"):
+                self._listen("completed" if state == "finished" else "skipped", preview.position_s)
                 self.preview = None
                 self.plot.set_playhead(None)
                 if state == "failed":

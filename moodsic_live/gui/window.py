@@ -489,7 +489,8 @@ class MainWindow(QMainWindow):
                 self.host.base_config, lambda: self.host.engine.library if self.host.engine else None,
                 (lambda: device_output(play)) if self.output == "device" else (lambda: silent_output(play)),
                 learner_getter=self._learner_snapshot, pause_live=self._pause_for_preview,
-                resume_live=self._resume_after_preview, on_like=self._like_soundtrack, parent=self)
+                resume_live=self._resume_after_preview, on_like=self._like_soundtrack,
+                on_listen=self._preview_heard, parent=self)
         self._soundtrack.show()
         self._soundtrack.raise_()
         self._soundtrack.activateWindow()
@@ -520,15 +521,25 @@ class MainWindow(QMainWindow):
             self._paused_for_preview = False
             self._engine_call("resume")
 
-    def _like_soundtrack(self, song, ranking) -> None:
-        """The listener picked a song for a video: kept in the listening history and learned from."""
+    def _video_song(self, song, ranking):
+        from moodsic_live.engine.live import VideoSong
+
         engine = self.host.engine
         if engine is None:
-            self.show_problem("the music is not running: this like was not kept")
-            return
-        engine.like_soundtrack(engine.library.name, song.track_id, song.title, song.artist, song.ranked.offset_s,
-                               ranking.context(song))
+            raise MoodsicError("the music is not running yet: this was not kept in the listening history")
+        return engine, VideoSong(engine.library.name, song.track_id, song.title, song.artist,
+                                 float(song.ranked.offset_s), float(ranking.video_arc.duration), ranking.context(song))
+
+    def _like_soundtrack(self, song, ranking) -> None:
+        """The listener picked a song for a video: kept in the listening history and learned from."""
+        engine, video_song = self._video_song(song, ranking)
+        engine.like_soundtrack(video_song)
         self.statusBar().showMessage(f"liked {song.title} for this video: the ranking learns from it", 5_000)
+
+    def _preview_heard(self, kind: str, song, ranking, heard_s: float) -> None:
+        """How a soundtrack preview went (started, skipped after heard_s, completed): kept and learned from."""
+        engine, video_song = self._video_song(song, ranking)
+        engine.soundtrack_preview(kind, video_song, heard_s)
 
     def reset_learning(self) -> None:
         if QMessageBox.question(self, "Forget what I like",
