@@ -95,6 +95,17 @@ def test_controls_change_the_running_engine(engine):
     assert _wait_for(lambda: e.feedback.rows()[-1].kind == "started" and e.feedback.rows()[-1].track_id != first, 1.0)
     songs = e.status.songs
 
+    # replay: the same song again from where its choice started, recorded as a replay of its play
+    again = e.status.now
+    before = len(e.feedback.rows())
+    e.replay()
+    assert _wait_for(lambda: [r.kind for r in e.feedback.rows()[before:]] == ["replayed"], 1.0)
+    replayed = e.feedback.rows()[-1]
+    assert replayed.track_id == again.track_id and replayed.recommendation == e.feedback.rows()[before - 1].id
+    assert _wait_for(lambda: e.status.now.track_id == again.track_id and e.status.dwell_left >
+                     e.config.match.dwell_seconds - 1.0, 1.0)                # the dwell starts again
+    assert e.status.songs == songs
+
     # pause: the music holds where it is (mixer clock and dwell stand still); resume carries on
     e.pause()
     assert _wait_for(lambda: e.status.paused and e.player.mixer.paused, 1.0)

@@ -96,6 +96,8 @@ def test_the_window_plays_the_demo_follows_the_engine_and_steers_it(qtbot, gui_c
     qtbot.mouseClick(window.now_playing.like_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: [r.kind for r in engine.feedback.rows() if r.kind in ("skipped", "liked")]
                     == ["skipped", "liked"], timeout=2000)
+    qtbot.mouseClick(window.now_playing.replay_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: engine.feedback.rows()[-1].kind == "replayed", timeout=2000)
     qtbot.mouseClick(window.now_playing.pause_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: engine.status.paused and window.now_playing.dwell.text() == "paused", timeout=2000)
     qtbot.mouseClick(window.now_playing.pause_button, Qt.MouseButton.LeftButton)

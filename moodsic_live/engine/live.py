@@ -15,7 +15,7 @@ Music starts after the first perception, or after ``START_WAIT_S`` with a neutra
 it once a second; the window draws it), and :attr:`LiveEngine.latest_frame` the newest camera
 frame (for the preview; it never leaves the process).
 
-Controls (any thread, never blocking): :meth:`LiveEngine.skip`, :meth:`like`, :meth:`pause`,
+Controls (any thread, never blocking): :meth:`LiveEngine.skip`, :meth:`like`, :meth:`replay`, :meth:`pause`,
 :meth:`resume`, :meth:`set_volume`, :meth:`set_mode`, :meth:`set_dwell`, :meth:`set_crossfade` go
 through a bounded command queue to the conductor, which applies them between two estimates (within
 ``TICK_S / 2``); :meth:`set_perception` (experts on/off, detector range, atmosphere only) rebuilds the
@@ -248,6 +248,10 @@ class LiveEngine:
         """Crossfade to the matcher's next choice now (another song), whatever the dwell; recorded."""
         self._send("skip", self._do_skip)
 
+    def replay(self) -> None:
+        """Play the current song again from where its choice started (recorded: the listener wants more)."""
+        self._send("replay", self._do_replay)
+
     def like(self) -> None:
         """Record that the current song fits (with the time, the song position and the room's estimate)."""
         self._send("like", lambda: self._record("liked"))
@@ -344,6 +348,15 @@ class LiveEngine:
             return
         self._record("skipped")
         self._cue(self.matcher.skip(self._music_now(self._now()), self._estimate()))
+
+    def _do_replay(self) -> None:
+        d = self.matcher.replay(self._music_now(self._now()), self._estimate())
+        if d is None:
+            return
+        self._record("replayed")
+        track = self.library.tracks[d.track_index]
+        self.player.cue(track.path, track.id, d.position, fade_s=self.config.play.crossfade_s)
+        self._decision = d
 
     def _do_pause(self) -> None:
         if self._paused_at is None:

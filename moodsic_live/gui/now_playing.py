@@ -25,6 +25,7 @@ def dwell_text(dwell_left: float, paused: bool) -> str:
 
 class NowPlayingPanel(QFrame):
     like = Signal()
+    replay = Signal()
     skip = Signal()
     pause_toggled = Signal(bool)      # True: pause
     volume_changed = Signal(float)    # 0..1
@@ -66,6 +67,8 @@ class NowPlayingPanel(QFrame):
 
         self.like_button = QPushButton("♥ Like")
         self.like_button.setToolTip("This song fits (L)")
+        self.replay_button = QPushButton("↺ Again")
+        self.replay_button.setToolTip("Play this song again from where it started (R)")
         self.skip_button = QPushButton("Skip »")
         self.skip_button.setToolTip("Crossfade to the next choice now (S)")
         self.pause_button = QPushButton("Pause")
@@ -77,12 +80,13 @@ class NowPlayingPanel(QFrame):
         self.volume_label = QLabel("")
 
         self.like_button.clicked.connect(self.like)
+        self.replay_button.clicked.connect(self.replay)
         self.skip_button.clicked.connect(self.skip)
         self.pause_button.toggled.connect(self._pause_toggled)
         self.volume.valueChanged.connect(self._volume_moved)
 
         buttons = QHBoxLayout()
-        for b in (self.like_button, self.skip_button, self.pause_button):
+        for b in (self.like_button, self.replay_button, self.skip_button, self.pause_button):
             buttons.addWidget(b)
         vol = QHBoxLayout()
         vol.addWidget(QLabel("Volume"))

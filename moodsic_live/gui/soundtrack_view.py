@@ -62,7 +62,7 @@ NO_LIBRARY = "no library yet: wait until the music plays, or build one (File ›
 _TICK_STEPS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
 # The main window's one-key shortcuts; the dialog keeps them while it has the keyboard.
 _PLAIN_KEYS = {Qt.Key.Key_Space, Qt.Key.Key_L, Qt.Key.Key_S, Qt.Key.Key_Right, Qt.Key.Key_Up, Qt.Key.Key_Down,
-               Qt.Key.Key_Plus, Qt.Key.Key_Minus, Qt.Key.Key_M, Qt.Key.Key_A}
+               Qt.Key.Key_Plus, Qt.Key.Key_Minus, Qt.Key.Key_M, Qt.Key.Key_A, Qt.Key.Key_R}
 
 Overlay = list[tuple[float, float, float]]
 

@@ -41,6 +41,7 @@ SHORTCUTS = (
     ("Space", "pause / resume the music"),
     ("L", "like the current song"),
     ("S", "skip to the next choice now"),
+    ("R", "play the current song again"),
     ("Up / Down", "volume"),
     ("M", "next mode (mirror, regulate, target)"),
     ("A", "atmosphere only on/off"),
@@ -183,6 +184,7 @@ class MainWindow(QMainWindow):
         self.bridge.library_built.connect(self._library_built)
         self.now_playing.like.connect(lambda: self._engine_call("like"))
         self.now_playing.skip.connect(lambda: self._engine_call("skip"))
+        self.now_playing.replay.connect(lambda: self._engine_call("replay"))
         self.now_playing.pause_toggled.connect(lambda p: self._engine_call("pause" if p else "resume"))
         self.now_playing.volume_changed.connect(self._volume)
         self.now_playing.set_volume(choices.volume)
@@ -217,6 +219,7 @@ class MainWindow(QMainWindow):
         action("Pause / resume", "Space", lambda: self.now_playing.pause_button.toggle(), p)
         action("Like", "L", lambda: self._engine_call("like"), p)
         action("Skip", ("S", "Right"), lambda: self._engine_call("skip"), p)
+        action("Play again", "R", lambda: self._engine_call("replay"), p)
         action("Volume up", ("Up", "+"), lambda: self._nudge_volume(+0.05), p)
         action("Volume down", ("Down", "-"), lambda: self._nudge_volume(-0.05), p)
         action("Next mode", "M", self._next_mode, p)

@@ -52,7 +52,7 @@ from moodsic_live.match.index import EMPTY_LIBRARY, SegmentIndex
 from moodsic_live.match.moods import MoodClusters
 from moodsic_live.perceive.estimate import VA
 
-Reason = Literal["start", "better", "ending", "hold", "skip"]
+Reason = Literal["start", "better", "ending", "hold", "skip", "replay"]
 DWELL_RANGE = (20.0, 30.0)
 PICKER_WIDTH = 4    # with a picker, this many times ``k`` nearest segments are candidates (several songs)
 # regulate goals in the estimate space (valence, arousal)
@@ -398,6 +398,16 @@ class Matcher:
         if best is None:
             return None
         return self._decision(now, best[0], target, estimate, "skip", self._start[best[0]])
+
+    def replay(self, now: float, estimate: VA) -> MatchDecision | None:
+        """Play the current choice again from where it started (the listener asked for it): the dwell
+        starts again; None before the first choice."""
+        p = self._playing
+        if p is None:
+            return None
+        target, _ = self._target(now, estimate)
+        self._playing = Playing(p.segment, p.track, float(now), p.start)
+        return self._decision(now, p.segment, target, estimate, "replay", p.start)
 
     def skip(self, now: float, estimate: VA) -> MatchDecision:
         """Switch now, whatever the dwell, to the best choice in another song: the playing one could
