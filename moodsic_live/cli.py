@@ -412,7 +412,7 @@ def _learning(config):
     except MoodsicError as exc:
         _say(f"{exc}; ranking without what was learned from listening")
         return None
-    return Learning.open(config, store, say=_say)
+    return Learning.open(config, store, say=_say, read_only=True)   # the app may be running: it saves
 
 
 def _write_json(path: Path, data: dict) -> None:

@@ -58,10 +58,16 @@ def test_learning_catches_up_once_survives_restarts_and_reset_does_not_relearn(t
     running = _play(store, "f", (0.5, 0.0, 0.5, 1.0), "skipped", 1500.0)
     assert again.learn(before=running) == 0 and again.learn() == 1
 
+    peek = Learning.open(fresh, store, read_only=True)                 # a CLI beside the app: never saves
+    _play(store, "g", (0.5, 0.0, 0.5, 1.0), "completed", 1600.0)
+    assert Learning.open(fresh, store, read_only=True).learned == 1 == \
+        Learning.open(fresh, store, read_only=True).learned and peek.learner.plays("mirror") == 3
+    assert again.learn() == 1                                          # the owner still learns it
+
     reset_learning(fresh, store)                                      # `feedback reset`
     after = Learning.open(fresh, store, seed=0)
     assert after.learned == 0 and all(after.learner.plays(c) == 0 for c in ("mirror", "regulate"))
-    assert after.learner.preference(["a"])[0] == 0.5 and len(store.rows()) == 15   # the history stays
+    assert after.learner.preference(["a"])[0] == 0.5 and len(store.rows()) == 18   # the history stays
 
 
 def test_a_damaged_saved_state_is_said_and_learning_starts_afresh(tmp_path, fresh):

@@ -54,8 +54,10 @@ def _terms_of(context: dict) -> np.ndarray | None:
 class Learning:
     """A learner in step with a listening history (see the module docstring)."""
 
-    def __init__(self, config: Config, store: FeedbackStore, learner: Learner, through: int = 0):
+    def __init__(self, config: Config, store: FeedbackStore, learner: Learner, through: int = 0,
+                 read_only: bool = False):
         self.config = config
+        self.read_only = read_only        # learn in memory only (a CLI command beside a running app)
         self.store = store
         self.learner = learner
         self.through = int(through)
@@ -63,17 +65,18 @@ class Learning:
 
     @classmethod
     def open(cls, config: Config, store: FeedbackStore, *, seed: int | None = None, say: Say = lambda s: None,
-             catch_up: bool = True) -> Learning:
+             catch_up: bool = True, read_only: bool = False) -> Learning:
         """The saved learner (config priors applied), caught up with the history; a fresh one when
         nothing is saved or the saved state is unusable (said in one line). A history that cannot be
-        read leaves a fresh learner that learns nothing (said)."""
+        read leaves a fresh learner that learns nothing (said). ``read_only``: never save (the app that
+        owns the history may be running)."""
         hybrid, arcs = config.match.hybrid, config.match.arcs
         learner, through = None, 0
         try:
             state = store.load_state(STATE)
         except MoodsicError as exc:
             say(f"{exc}; learning from listeners is off this run")
-            return cls(config, store, Learner.from_config(hybrid, arcs, seed=seed), through=-1)
+            return cls(config, store, Learner.from_config(hybrid, arcs, seed=seed), through=-1, read_only=True)
         if state is not None:
             try:
                 learner = Learner.from_dict(state.get("learner", {}), hybrid, arcs, seed=seed)
@@ -81,7 +84,7 @@ class Learning:
             except (MoodsicError, TypeError, ValueError) as exc:
                 say(f"{exc}: starting to learn afresh")
                 learner, through = None, 0
-        out = cls(config, store, learner or Learner.from_config(hybrid, arcs, seed=seed), through)
+        out = cls(config, store, learner or Learner.from_config(hybrid, arcs, seed=seed), through, read_only)
         if catch_up:
             out.learn()
         return out
@@ -123,7 +126,7 @@ class Learning:
         return n
 
     def save(self) -> None:
-        if self.enabled:
+        if self.enabled and not self.read_only:
             self.store.save_state(STATE, {"learner": self.learner.to_dict(), "through": self.through})
 
     def reset(self) -> None:
