@@ -47,8 +47,8 @@ from moodsic_live.config import Config
 from moodsic_live.engine.soundtrack_job import CANCELLED, Preview, SoundtrackJob, SoundtrackResult, clock, took
 from moodsic_live.engine.soundtrack_rank import RankedSong, SoundtrackRanking
 from moodsic_live.errors import MoodsicError
-from moodsic_live.gui.timeline import (AROUSAL, AXIS_TEXT, BACKGROUND, GRID, LANE, LANE_BORDER, SONG, VALENCE,
-                                       WAITING, ZERO_LINE, polygon_from_xy)
+from moodsic_live.gui.timeline import (AROUSAL, AXIS_TEXT, BACKGROUND, GRID, SONG, VALENCE, WAITING, draw_lane,
+                                       polygon_from_xy)
 from moodsic_live.match.arcs import Arc
 from moodsic_live.play.player import OutputFactory
 
@@ -243,26 +243,8 @@ class ArcPlot(QWidget):
 
     def _draw_lanes(self, p: QPainter, valence: QRectF, arousal: QRectF) -> None:
         font, small = self._font(), self._font(0.8)
-        fm, sm = QFontMetricsF(font), QFontMetricsF(small)
         for lane, name, colour in ((valence, "valence", VALENCE), (arousal, "arousal", AROUSAL)):
-            p.fillRect(lane, LANE)
-            p.setPen(QPen(LANE_BORDER, 1.0))
-            p.drawRect(lane)
-            p.setPen(QPen(ZERO_LINE, 1.0, Qt.PenStyle.DashLine))
-            y0 = round(lane.center().y()) + 0.5
-            p.drawLine(QPointF(lane.left(), y0), QPointF(lane.right(), y0))
-            gutter = QRectF(8.0, lane.top(), lane.left() - 14.0, lane.height())
-            p.setFont(font)
-            p.setPen(colour)
-            p.drawText(gutter, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), name)
-            if lane.height() >= fm.height() + 2.2 * sm.height():
-                p.setFont(small)
-                p.setPen(AXIS_TEXT)
-                flags = int(Qt.AlignmentFlag.AlignRight)
-                p.drawText(QRectF(gutter.left(), lane.top(), gutter.width(), sm.height()),
-                           flags | int(Qt.AlignmentFlag.AlignTop), "+1")
-                p.drawText(QRectF(gutter.left(), lane.bottom() - sm.height(), gutter.width(), sm.height()),
-                           flags | int(Qt.AlignmentFlag.AlignBottom), "\u22121")
+            draw_lane(p, lane, name, colour, font, small, QRectF(8.0, lane.top(), lane.left() - 14.0, lane.height()))
 
     def _draw_axis(self, p: QPainter, valence: QRectF, arousal: QRectF, strip: QRectF) -> None:
         font = self._font(0.9)

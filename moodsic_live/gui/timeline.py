@@ -123,6 +123,31 @@ def tick_label(seconds_ago: int) -> str:
     return f"-{seconds_ago} s"
 
 
+def draw_lane(p: QPainter, lane: QRectF, name: str, colour: QColor, font: QFont, small: QFont, gutter: QRectF,
+              name_inset: float = 0.0) -> None:
+    """One V/A lane: its background and border, the dashed zero line, the dimension's name in the
+    ``gutter`` on its left and, where the lane is tall enough, its +1 / −1 ends."""
+    fm, sm = QFontMetricsF(font), QFontMetricsF(small)
+    p.fillRect(lane, LANE)
+    p.setPen(QPen(LANE_BORDER, 1.0))
+    p.drawRect(lane)
+    p.setPen(QPen(ZERO_LINE, 1.0, Qt.PenStyle.DashLine))
+    y0 = round(lane.center().y()) + 0.5
+    p.drawLine(QPointF(lane.left(), y0), QPointF(lane.right(), y0))
+    p.setFont(font)
+    p.setPen(colour)
+    p.drawText(gutter.adjusted(name_inset, 0, 0, 0), int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter),
+               name)
+    if lane.height() >= fm.height() + 2.2 * sm.height():
+        p.setFont(small)
+        p.setPen(AXIS_TEXT)
+        flags = int(Qt.AlignmentFlag.AlignRight)
+        p.drawText(QRectF(gutter.left(), lane.top(), gutter.width(), sm.height()),
+                   flags | int(Qt.AlignmentFlag.AlignTop), "+1")
+        p.drawText(QRectF(gutter.left(), lane.bottom() - sm.height(), gutter.width(), sm.height()),
+                   flags | int(Qt.AlignmentFlag.AlignBottom), "\u22121")
+
+
 class TimelineView(QWidget):
     """Valence and arousal over the last ``window_s`` seconds, with gate shading and song changes."""
 
@@ -298,30 +323,10 @@ class TimelineView(QWidget):
             p.end()
 
     def _draw_lanes(self, p: QPainter, lanes: tuple[QRectF, QRectF]) -> None:
-        font = self._font()
-        small = self._font(0.8)
-        fm = QFontMetricsF(font)
-        sm = QFontMetricsF(small)
+        font, small = self._font(), self._font(0.8)
         for lane, name, colour in ((lanes[0], "valence", VALENCE), (lanes[1], "arousal", AROUSAL)):
-            p.fillRect(lane, LANE)
-            p.setPen(QPen(LANE_BORDER, 1.0))
-            p.drawRect(lane)
-            p.setPen(QPen(ZERO_LINE, 1.0, Qt.PenStyle.DashLine))
-            y0 = round(lane.center().y()) + 0.5
-            p.drawLine(QPointF(lane.left(), y0), QPointF(lane.right(), y0))
-            gutter = QRectF(0.0, lane.top(), lane.left() - 6.0, lane.height())
-            p.setFont(font)
-            p.setPen(colour)
-            p.drawText(gutter.adjusted(4, 0, 0, 0), int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter),
-                       name)
-            if lane.height() >= fm.height() + 2.2 * sm.height():
-                p.setFont(small)
-                p.setPen(AXIS_TEXT)
-                flags = int(Qt.AlignmentFlag.AlignRight)
-                p.drawText(QRectF(gutter.left(), lane.top(), gutter.width(), sm.height()),
-                           flags | int(Qt.AlignmentFlag.AlignTop), "+1")
-                p.drawText(QRectF(gutter.left(), lane.bottom() - sm.height(), gutter.width(), sm.height()),
-                           flags | int(Qt.AlignmentFlag.AlignBottom), "\u22121")
+            draw_lane(p, lane, name, colour, font, small, QRectF(0.0, lane.top(), lane.left() - 6.0, lane.height()),
+                      name_inset=4.0)
 
     def _draw_axis(self, p: QPainter, valence: QRectF, arousal: QRectF, strip: QRectF) -> None:
         font = self._font(0.9)
