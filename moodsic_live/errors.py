@@ -19,3 +19,8 @@ class ScaleError(MoodsicError, ValueError):
 
 class ProviderError(MoodsicError):
     """The requested inference provider (e.g. CUDA) cannot be used."""
+
+
+def one_line(text: object) -> str:
+    """``text`` (or an exception's message) on one line, whitespace collapsed; never empty."""
+    return " ".join(str(text).split()) or "unknown error"

@@ -179,6 +179,7 @@ class LiveEngine:
         self._gated_seen: deque[bool] = deque(maxlen=RECENT)
         self._rates: deque[tuple[float, int, int]] = deque()
         self._problem = ""
+        self._up_next_text, self._up_next_at, self._up_next_for = "", -math.inf, None  # the look-ahead, once a tick
 
     def say(self, text: str) -> None:
         self._problem = text
@@ -552,11 +553,20 @@ class LiveEngine:
                           track.top_tags, *self._why)
 
     def _up_next(self, now: float) -> str:
+        """What a switch now would pick, looked ahead at most once a tick (a status is published for every
+        perception; the learner's ranking of the candidates need not run that often), and again at once
+        after a song change."""
+        playing = self.matcher.playing
+        key = (playing.track, playing.since) if playing is not None else None
+        if key == self._up_next_for and now - self._up_next_at < TICK_S:
+            return self._up_next_text
         nxt = self.matcher.peek(self._music_now(now), self._estimate())
-        if nxt is None:
-            return ""
-        track = self.library.tracks[nxt.track_index]
-        return f"{track.label()} [{nxt.cluster}]" if nxt.cluster else track.label()
+        text = ""
+        if nxt is not None:
+            track = self.library.tracks[nxt.track_index]
+            text = f"{track.label()} [{nxt.cluster}]" if nxt.cluster else track.label()
+        self._up_next_text, self._up_next_at, self._up_next_for = text, now, key
+        return text
 
     def _publish(self, now: float, stable: Stable | None, faces: int) -> None:
         d = self._decision

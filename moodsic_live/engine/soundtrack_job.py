@@ -43,7 +43,7 @@ _MODELS, _WATCH = 0.04, 0.90
 def one_line(exc: BaseException) -> str:
     """An exception as one line for the user: a :class:`MoodsicError`'s own text, anything else
     with its type (the traceback goes to the log, not to the screen)."""
-    text = " ".join(str(exc).split())
+    text = " ".join(str(exc).split())     # not errors.one_line: an empty message names the exception's type
     if isinstance(exc, MoodsicError):
         return text or type(exc).__name__
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from moodsic_live.errors import InputError
+from moodsic_live.errors import InputError, one_line
 
 # Input frames decoded before and after the segment and resampled with it (then trimmed), so the
 # resampler's filter sees real audio at the edges instead of implied silence.
@@ -123,15 +123,12 @@ def to_stereo(data: np.ndarray) -> np.ndarray:
     return (data @ matrix).astype(np.float32, copy=False)
 
 
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split()) or "unknown error"
-
 
 def _failure_message(path: Path, err: BaseException) -> str:
     if isinstance(err, InputError):
-        return _one_line(str(err))
+        return one_line(str(err))
     if not path.is_file():
-        return _one_line(f"cannot read '{path}': no such file")
+        return one_line(f"cannot read '{path}': no such file")
     code = getattr(err, "code", None)
     if getattr(err, "error_string", None) is not None:   # soundfile.LibsndfileError
         # libsndfile's own strings mislead here (a corrupt mp3 gives "File does not exist..."), so
@@ -139,7 +136,7 @@ def _failure_message(path: Path, err: BaseException) -> str:
         reason = _SNDFILE_REASONS.get(code, "unrecognised format or corrupt data")
     else:
         reason = str(err) or type(err).__name__
-    return _one_line(f"cannot decode '{path}' as audio: {reason}")
+    return one_line(f"cannot decode '{path}' as audio: {reason}")
 
 
 def load_segment(path: str | Path, sample_rate: int, start_s: float = 0.0, duration_s: float | None = None, *,

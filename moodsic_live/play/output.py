@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from moodsic_live.config import PlayConfig
-from moodsic_live.errors import MoodsicError
+from moodsic_live.errors import MoodsicError, one_line
 from moodsic_live.play.mixer import Mixer
 
 CHANNELS = 2
@@ -65,20 +65,17 @@ class AudioDeviceError(MoodsicError):
     """No usable audio output: the message names the problem and the fix (one line)."""
 
 
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split()) or "unknown error"
-
 
 def _sounddevice() -> Any:
     """Import ``sounddevice`` (which loads PortAudio), or say how to install PortAudio."""
     try:
         import sounddevice
     except OSError as err:  # sounddevice raises OSError("PortAudio library not found")
-        raise AudioDeviceError(f"no audio output: the PortAudio library is missing ({_one_line(err)}); install it "
+        raise AudioDeviceError(f"no audio output: the PortAudio library is missing ({one_line(err)}); install it "
                                "with `apt-get install libportaudio2`, or render to a file with --output FILE.wav"
                                ) from None
     except ImportError as err:
-        raise AudioDeviceError(f"no audio output: the sounddevice package is missing ({_one_line(err)}); reinstall "
+        raise AudioDeviceError(f"no audio output: the sounddevice package is missing ({one_line(err)}); reinstall "
                                "moodsic-live (pip install -e .), or render to a file with --output FILE.wav") from None
     return sounddevice
 
@@ -97,7 +94,7 @@ def _device_arg(device: str | int | None) -> str | int | None:
 
 def _device_error(device: str | int | None, err: BaseException) -> AudioDeviceError:
     which = "the default device" if device is None else f"device {device!r}"
-    return AudioDeviceError(f"no audio output device ({which}; PortAudio: {_one_line(err)}); {_FIX}")
+    return AudioDeviceError(f"no audio output device ({which}; PortAudio: {one_line(err)}); {_FIX}")
 
 
 def device_sample_rate(config: PlayConfig) -> int:
