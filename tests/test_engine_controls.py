@@ -176,7 +176,8 @@ def test_the_live_loop_chooses_by_the_hybrid_score_and_learns_from_the_listener(
     assert shown and shown[-1].track_id == first.track_id and shown[-1].context["hybrid"] == "mirror"
     ctx = shown[-1].context
     assert len(ctx["terms"]) == 4 and set(ctx["weights"]) == {"fit", "arc", "pref", "novelty"}
-    assert ctx["why"] == first.why_detail and ctx["distance"] <= e.config.match.hybrid.safety_distance or not ctx["safe"]
+    assert ctx["why"] == first.why_detail
+    assert ctx["distance"] <= e.config.match.hybrid.safety_distance or not ctx["safe"]
     assert e.learning.learner.plays("mirror") == 0
 
     e.skip()                                                    # within the first 10 s: reward -1
