@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from moodsic_live import __version__
+from moodsic_live import __version__, shutdown
 from moodsic_live.errors import MoodsicError
 
 # MediaPipe's and TFLite's C++ logging would otherwise print INFO lines for every graph.
@@ -503,6 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="moodsic-live: %(message)s")
     command = args.command
+    shutdown.install()  # SIGTERM/SIGHUP: the same clean stop as Ctrl+C
     try:
         if command == "perceive":
             return cmd_perceive(args)
@@ -541,8 +542,8 @@ def main(argv: list[str] | None = None) -> int:
     except MoodsicError as exc:
         _say(f"error: {exc}")
         return 2
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as exc:
+        return 0 if shutdown.requested(exc) else 130
     except BrokenPipeError:
         # The reader went away (e.g. `| head`): stop quietly, as Unix tools do.
         devnull = os.open(os.devnull, os.O_WRONLY)
