@@ -277,6 +277,34 @@ def test_every_acknowledged_event_survives_sigkill(tmp_path):
     assert _one(path, "PRAGMA integrity_check") == "ok"
 
 
+def test_two_instances_share_one_history(tmp_path):
+    """Two app instances (the window and a CLI, or two windows) write the same file at once:
+    every event each one acknowledged is there, whole, and the file stays sound."""
+    path = tmp_path / "feedback.sqlite"
+    children = [subprocess.Popen([sys.executable, "-c", CHILD, str(path), str(start), session], cwd=ROOT,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for start, session in ((0, "one"), (5000, "two"))]
+    acked: dict[int, tuple[int, str]] = {}
+    try:
+        for _ in range(150):
+            for child, session in zip(children, ("one", "two")):
+                line = child.stdout.readline()
+                assert line, f"a writer died: {child.stderr.read()}"
+                event_id, i = map(int, line.split())
+                assert event_id not in acked, f"two instances were given the same event id {event_id}"
+                acked[event_id] = (i, session)
+    finally:
+        for child in children:
+            child.kill()
+            child.communicate(timeout=10)
+    rows = {e.id: e for e in FeedbackStore(path).rows()}
+    assert len(acked) == 300
+    for event_id, (i, session) in acked.items():
+        assert _fields(rows[event_id]) == _fields(make_event(i, session))
+    assert {rows[e].session for e in acked} == {"one", "two"}
+    assert _one(path, "PRAGMA integrity_check") == "ok"
+
+
 # ---- damage and unwritable places -------------------------------------------------------------------------
 
 def _backups(folder: Path, name: str) -> list[Path]:
