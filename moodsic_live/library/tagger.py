@@ -123,6 +123,9 @@ class MusicTagger:
     def __init__(self, models_dir: Path, threads: int = 1):
         import onnxruntime as ort
 
+        from moodsic_live.privacy import disable_telemetry_events
+
+        disable_telemetry_events(ort)
         self.meanings, self.fingerprint = read_manifests(models_dir)
         self.sessions = {}
         for name in TAGGERS:

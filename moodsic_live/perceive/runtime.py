@@ -16,6 +16,9 @@ from typing import Literal
 import onnxruntime as ort
 
 from moodsic_live.errors import ModelError, ProviderError
+from moodsic_live.privacy import disable_telemetry_events
+
+disable_telemetry_events(ort)  # ORT_DISABLE_TELEMETRY=1 is already set (moodsic_live/__init__.py)
 
 log = logging.getLogger(__name__)
 

@@ -242,6 +242,9 @@ def _verify(path: Path, wrapper: Any, torch: Any, size: tuple[int, int]) -> int:
     """Run the ONNX file and the torch model on one random batch; return the embedding size."""
     import onnxruntime as ort
 
+    from moodsic_live.privacy import disable_telemetry_events
+
+    disable_telemetry_events(ort)
     try:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types
