@@ -218,8 +218,8 @@ def cmd_perceive(args: argparse.Namespace) -> int:
     try:
         for path in args.paths:
             try:
-                if is_video(path):
-                    for frame in sample_video(path, config.perceive.video_fps):
+                if is_video(path):  # a video that ends early (truncated) says so on stderr, as analyze does: rc 0
+                    for frame in sample_video(path, config.perceive.video_fps, on_short=_say):
                         _emit(args, perceiver.perceive(frame), path, video=True)
                 else:
                     _emit(args, perceiver.perceive(image_frame(path)), path, video=False)

@@ -28,6 +28,9 @@ end or loop like files) are played in real time at their native fps; if reading 
 by more than half a second the schedule slips instead of bursting to catch up. The demo
 source is paced at ``fps_limit`` or 30 fps (a webcam's rate).
 
+Size: a frame longer than ``MAX_FRAME_SIDE`` (4096 px: 8K video, a panorama clip) is shrunk as it
+is read (INTER_AREA, the perceive step's own ``fit_within``); smaller frames pass as they are.
+
 Failures: a camera or stream that cannot be opened, or stops giving frames, is retried for
 ever with exponential backoff (:class:`RetryPolicy`: 0.5 s doubling to 5 s); meanwhile the
 state is ``"retrying"`` and :attr:`CaptureStats.last_error` holds a one-line message naming
@@ -70,6 +73,7 @@ import numpy as np
 from moodsic_live.capture.stills import _check_file, to_bgr8
 from moodsic_live.errors import InputError
 from moodsic_live.frames import Frame
+from moodsic_live.perceive.preprocess import fit_within
 
 KINDS = ("camera", "file", "url", "demo")
 STATES = ("starting", "running", "retrying", "stopped", "failed")
@@ -78,6 +82,9 @@ STREAM_OPEN_TIMEOUT_MS = 2000
 STREAM_READ_TIMEOUT_MS = 1000
 CAMERA_READ_TIMEOUT_MS = 1000
 _MAX_NATIVE_FPS = 1000.0
+# Frames longer than this (8K video, a panorama clip) are shrunk as they are read: display and analysis need
+# no more, and every later copy of the frame costs less. 4K UHD and DCI 4K frames pass as they are.
+MAX_FRAME_SIDE = 4096
 _SLIP_S = 0.5  # a paced source this far behind its schedule slips instead of catching up
 
 
@@ -580,7 +587,7 @@ class CaptureThread:
                 return p
             if ok and image is not None:
                 try:
-                    image = to_bgr8(image, spec.label)
+                    image = fit_within(to_bgr8(image, spec.label), MAX_FRAME_SIDE)[0]  # no copy when it fits
                 except InputError:
                     ok = False
             if not ok or image is None:

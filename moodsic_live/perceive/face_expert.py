@@ -22,8 +22,8 @@ from moodsic_live.errors import ModelError
 from moodsic_live.perceive.circumplex import normalised_entropy
 from moodsic_live.perceive.estimate import FaceBox, FaceReading
 from moodsic_live.perceive.expert import ModelOutputs, load_expert
-from moodsic_live.perceive.face_detector import augmentations, crop_transform
-from moodsic_live.perceive.preprocess import to_model_input
+from moodsic_live.perceive.face_detector import augmentations, crop_source, crop_transform
+from moodsic_live.perceive.preprocess import WARP_MAX_SIDE, to_model_input
 from moodsic_live.perceive.runtime import InferenceRuntime
 
 OTHER_FACE_SAMPLES = 2
@@ -46,8 +46,11 @@ class FaceExpert:
     def _crops(self, image: np.ndarray, face: FaceBox, n: int) -> list[np.ndarray]:
         h, w = self.spec.size
         base = np.vstack([crop_transform(face, self.spec.size, self.padding), [0.0, 0.0, 1.0]])
-        return [cv2.warpAffine(image, (aug @ base)[:2], (w, h), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REPLICATE) for aug in self.augs[:n]]
+        maps = [aug @ base for aug in self.augs[:n]]
+        if max(image.shape[:2]) > WARP_MAX_SIDE:  # too large for warpAffine: warp from the face's part only
+            image, maps = crop_source(image, maps, self.spec.size)
+        return [cv2.warpAffine(image, m[:2], (w, h), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE) for m in maps]
 
     def read(self, frame_bgr: np.ndarray, faces: list[FaceBox]) -> list[FaceReading]:
         """Readings for ``faces`` (the first one is the primary face and gets full TTA)."""

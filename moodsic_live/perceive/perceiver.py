@@ -6,8 +6,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import cv2
-
 from moodsic_live.config import PerceiveConfig
 from moodsic_live.frames import Frame
 from moodsic_live.perceive.estimate import Perception
@@ -61,7 +59,7 @@ class Perceiver:
         parallel = self.scene is not None and not frame.still and self.detector is not None
         pending = self._scene_pool.submit(self._timed_scene, frame, self._last_readings) if parallel else None
         if self.detector is not None:
-            faces = self.detector.detect(cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB))
+            faces = self.detector.detect_bgr(frame.image)  # any size; boxes in the frame's pixels
             primary = choose_primary(faces, *frame.size)
             if primary is not None:
                 faces.insert(0, faces.pop(primary))
