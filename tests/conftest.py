@@ -11,6 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
+import moodsic_live  # noqa: F401  first: ONNX Runtime's telemetry off before any test module imports onnxruntime
+
 # GUI tests draw offscreen (no window flashes on a desktop; CI has no display).
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
