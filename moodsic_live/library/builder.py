@@ -8,6 +8,7 @@ build resumes). The new index replaces the old one atomically, and only when it 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,11 +17,13 @@ from pathlib import Path
 from moodsic_live.config import Config
 from moodsic_live.errors import InputError, ModelError
 from moodsic_live.library import deam as deam_mod
-from moodsic_live.library.analysis import Analysed, Tagging, analyse_files, sha1_file
+from moodsic_live.library.analysis import (AnalysisCancelled, Analysed, Tagging, Tally, analyse_files,
+                                           clean_cache_temporaries, sha1_file)
 from moodsic_live.library.audio_va import AudioVAModel, load_audio_model
-from moodsic_live.library.folder import read_tags, scan_folder
+from moodsic_live.library.folder import os_error_reason, read_tags, scan_folder
 from moodsic_live.library.model import SERIES_HZ, SegmentTable, Track, VASeries, segment_series
-from moodsic_live.library.store import Library, library_path, read_library, write_library
+from moodsic_live.library.store import (Library, LibraryDamaged, clean_library_temporaries, library_path,
+                                        read_library, write_library)
 
 Say = Callable[[str], None]
 
@@ -32,8 +35,9 @@ class BuildReport:
     tracks: int = 0
     segments: int = 0
     human: int = 0
-    analysed: int = 0
-    reused: int = 0
+    analysed: int = 0    # analysed from audio by this build
+    from_cache: int = 0  # new to the index, but their analysis was cached (e.g. by a stopped build)
+    reused: int = 0      # unchanged since the last build: kept from the previous index
     failed: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     annotation_only: int = 0
@@ -46,7 +50,8 @@ class BuildReport:
                f"in {self.seconds:.1f} s"]
         if self.human:
             out.append(f"  {self.human} tracks with human V/A annotations")
-        out.append(f"  {self.analysed} analysed from audio, {self.reused} unchanged since the last build")
+        out.append(f"  {self.analysed} analysed from audio, {self.from_cache} from the analysis cache, "
+                   f"{self.reused} unchanged since the last build")
         if self.annotation_only:
             out.append(f"  {self.annotation_only} annotated songs have no audio here: skipped")
         if self.audio_only:
@@ -189,13 +194,18 @@ class _Previous:
 
 def _analyse_paths(paths: list[Path], source: str, va: AudioVA, previous: _Previous,
                    config: Config, report: BuildReport, progress: bool,
-                   info: Callable[[Path], deam_mod.SongInfo], track_id: Callable[[Path], str]) -> list[Track]:
+                   info: Callable[[Path], deam_mod.SongInfo], track_id: Callable[[Path], str],
+                   tally: Tally | None = None, cancel: threading.Event | None = None) -> list[Track]:
     tracks: dict[Path, Track] = {}
     jobs = []
     identity = {}
     for p in paths:
-        st = p.stat()
-        old, sha1 = previous.reuse(p, st.st_size, st.st_mtime_ns)
+        try:
+            st = p.stat()
+            old, sha1 = previous.reuse(p, st.st_size, st.st_mtime_ns)
+        except OSError as exc:  # unreadable, gone, a loop, a read error: skip this file, not the build
+            report.failed.append(f"{p}: {os_error_reason(p, exc)}")
+            continue
         identity[p] = (st.st_size, st.st_mtime_ns, sha1)
         if old is not None:
             tracks[p] = Track(id=track_id(p), title=old.title, artist=old.artist, genre=old.genre, path=p,
@@ -206,7 +216,8 @@ def _analyse_paths(paths: list[Path], source: str, va: AudioVA, previous: _Previ
         else:
             jobs.append((p, sha1))
     results: list[Analysed] = analyse_files(jobs, config.paths.cache_dir / "analysis", config.library.workers,
-                                            progress=progress, tagging=va.tagging)
+                                            progress=progress, tagging=va.tagging, tally=tally,
+                                            note=report.notes.append, cancel=cancel)
     for r in results:
         if r.features is None:
             report.failed.append(r.error)
@@ -220,12 +231,15 @@ def _analyse_paths(paths: list[Path], source: str, va: AudioVA, previous: _Previ
                                path=r.path, duration=r.features.duration, sample_rate=r.features.sample_rate,
                                source=source, series=series, size=size, mtime_ns=mtime_ns, sha1=sha1,
                                top_tags=top)
-        report.analysed += 1
+        if r.cached:
+            report.from_cache += 1
+        else:
+            report.analysed += 1
     return [tracks[p] for p in paths if p in tracks]
 
 
 def _deam_tracks(root: Path, va: AudioVA, previous: _Previous, config: Config, report: BuildReport,
-                 progress: bool) -> list[Track]:
+                 progress: bool, tally: Tally | None = None, cancel: threading.Event | None = None) -> list[Track]:
     import soundfile as sf
 
     rel = deam_mod.find_deam(root)
@@ -241,7 +255,11 @@ def _deam_tracks(root: Path, va: AudioVA, previous: _Previous, config: Config, r
             report.failed.append(f"{path}: not readable audio ({str(exc).splitlines()[0][:100]})")
             continue
         meta = rel.info.get(sid, deam_mod.SongInfo())
-        st = path.stat()
+        try:
+            st = path.stat()
+        except OSError as exc:
+            report.failed.append(f"{path}: {os_error_reason(path, exc)}")
+            continue
         tracks.append(Track(id=f"deam:{sid}", title=meta.title or f"DEAM song {sid}", artist=meta.artist,
                             genre=meta.genre, path=path, duration=float(info.duration),
                             sample_rate=int(info.samplerate), source="deam",
@@ -255,7 +273,7 @@ def _deam_tracks(root: Path, va: AudioVA, previous: _Previous, config: Config, r
 
     audio_only = [rel.audio[s] for s in rel.audio_only]
     tracks += _analyse_paths(audio_only, "deam", va, previous, config, report, progress,
-                             info_of, lambda p: f"deam:{p.stem}")
+                             info_of, lambda p: f"deam:{p.stem}", tally, cancel)
     return tracks
 
 
@@ -264,64 +282,94 @@ def demo_audio_dir(config: Config) -> Path:
 
 
 def build_library(source: str | Path, config: Config, name: str | None = None, say: Say = print,
-                  progress: bool = True) -> tuple[Library, BuildReport]:
+                  progress: bool = True, cancel: threading.Event | None = None) -> tuple[Library, BuildReport]:
     """Build library ``name`` from ``source`` and write its index. Raises InputError when the
-    source gives no playable track (the previous index, if any, is kept)."""
+    source gives no playable track (the previous index, if any, is kept).
+
+    Stopping: a KeyboardInterrupt in this thread (Ctrl+C; SIGTERM/SIGHUP through
+    :mod:`moodsic_live.shutdown`) stops the analysis at once, says in one line how much was analysed
+    and kept (in the analysis cache, for the next build) and re-raises; ``cancel`` set (from another
+    thread, e.g. the window) does the same and raises :class:`AnalysisCancelled` with that line.
+    Either way the index is unchanged. Temporary files left by killed builds are removed first."""
     started = time.monotonic()
     kind = source_kind(source)
     name = name or default_name(source)
     path = library_path(config.library.dir, name)
-    va = AudioVA.for_config(config)
-    if kind == "demo":
-        va = va.for_demo()
-    previous = _Previous(path, va.fingerprint())
-    report = BuildReport(name=name, kind=kind)
-    if va.note:
-        report.notes.append(va.note)
+    clean_library_temporaries(config.library.dir)
+    clean_cache_temporaries(config.paths.cache_dir / "analysis")
+    tally = Tally()
+    written = False
+    try:
+        va = AudioVA.for_config(config)
+        if kind == "demo":
+            va = va.for_demo()
+        previous = _Previous(path, va.fingerprint())
+        report = BuildReport(name=name, kind=kind)
+        if va.note:
+            report.notes.append(va.note)
 
-    if kind == "deam":
-        root = Path(source).resolve()
-        say(f"reading DEAM under {root}")
-        tracks = _deam_tracks(root, va, previous, config, report, progress)
-    elif kind == "demo":
-        from moodsic_live.library.demo import write_demo_library
+        if kind == "deam":
+            root = Path(source).resolve()
+            say(f"reading DEAM under {root}")
+            tracks = _deam_tracks(root, va, previous, config, report, progress, tally, cancel)
+        elif kind == "demo":
+            from moodsic_live.library.demo import write_demo_library
 
-        root = demo_audio_dir(config)
-        say(f"preparing the demo library in {root}")
-        paths = write_demo_library(root, say=say)
-        tracks = _analyse_paths(paths, "demo", va, previous, config, report, progress, read_tags,
-                                lambda p: f"demo:{p.stem}")
-    else:
-        root = Path(source).expanduser().resolve()
-        scan = scan_folder(root)
-        report.ignored = [str(p.relative_to(root)) for p in scan.other]
-        if not scan.audio:
-            raise InputError(f"{root}: no audio files found (mp3, flac, ogg, opus, wav, aiff); "
-                             "point `library build` at the folder that holds your music")
-        say(f"found {len(scan.audio)} audio files under {root}")
-        tracks = _analyse_paths(scan.audio, "folder", va, previous, config, report, progress,
-                                read_tags, lambda p: p.relative_to(root).as_posix())
+            root = demo_audio_dir(config)
+            say(f"preparing the demo library in {root}")
+            paths = write_demo_library(root, say=say)
+            tracks = _analyse_paths(paths, "demo", va, previous, config, report, progress, read_tags,
+                                    lambda p: f"demo:{p.stem}", tally, cancel)
+        else:
+            root = Path(source).expanduser().resolve()
+            scan = scan_folder(root)
+            report.ignored = [str(p.relative_to(root)) for p in scan.other]
+            report.failed.extend(scan.unreadable)
+            if not scan.audio:
+                raise InputError(f"{root}: no audio files found (mp3, flac, ogg, opus, wav, aiff); "
+                                 "point `library build` at the folder that holds your music")
+            say(f"found {len(scan.audio)} audio files under {root}")
+            tracks = _analyse_paths(scan.audio, "folder", va, previous, config, report, progress,
+                                    read_tags, lambda p: p.relative_to(root).as_posix(), tally, cancel)
 
-    segments = SegmentTable.concat([
-        segment_series(t.series, i, config.library.segment_seconds, config.library.segment_hop_seconds)
-        for i, t in enumerate(tracks)])
-    report.tracks, report.segments = len(tracks), len(segments)
-    if not tracks or not len(segments):
-        why = "; ".join(report.failed[:3]) if report.failed else "no track is long enough for one segment"
-        raise InputError(f"library {name!r}: no playable tracks from {source} ({why}); the previous index "
-                         "(if any) is unchanged")
-    from moodsic_live.match.moods import MoodClusters
+        segments = SegmentTable.concat([
+            segment_series(t.series, i, config.library.segment_seconds, config.library.segment_hop_seconds)
+            for i, t in enumerate(tracks)])
+        report.tracks, report.segments = len(tracks), len(segments)
+        if not tracks or not len(segments):
+            why = "; ".join(report.failed[:3]) if report.failed else "no track is long enough for one segment"
+            raise InputError(f"library {name!r}: no playable tracks from {source} ({why}); the previous index "
+                             "(if any) is unchanged")
+        from moodsic_live.match.moods import MoodClusters
 
-    clusters = MoodClusters.fit(segments.va)
-    report.seconds = time.monotonic() - started
-    meta = {"kind": kind, "source": str(root), "audio_model": va.fingerprint(),
-            "audio_model_origin": va.model.origin,
-            "music_tagger": bool(va.tagging) and va.model.uses_tags, "segment_seconds": config.library.segment_seconds,
-            "segment_hop_seconds": config.library.segment_hop_seconds, "clusters": clusters.to_dict(),
-            "built_at": time.time(), "report": report.lines()}
-    library = Library(name=name, tracks=tracks, segments=segments, meta=meta, path=path)
-    write_library(path, library)
-    return library, report
+        clusters = MoodClusters.fit(segments.va)
+        report.seconds = time.monotonic() - started
+        meta = {"kind": kind, "source": str(root), "audio_model": va.fingerprint(),
+                "audio_model_origin": va.model.origin,
+                "music_tagger": bool(va.tagging) and va.model.uses_tags,
+                "segment_seconds": config.library.segment_seconds,
+                "segment_hop_seconds": config.library.segment_hop_seconds, "clusters": clusters.to_dict(),
+                "built_at": time.time(), "report": report.lines()}
+        library = Library(name=name, tracks=tracks, segments=segments, meta=meta, path=path)
+        write_library(path, library)
+        written = True
+        return library, report
+    except KeyboardInterrupt:
+        say(_stopped(tally, "stopped", written))
+        raise
+    except AnalysisCancelled:
+        raise AnalysisCancelled(_stopped(tally, "cancelled", written)) from None
+
+
+def _stopped(tally: Tally, how: str, written: bool) -> str:
+    """One line on a build that was stopped: what was kept, and that the index is unchanged."""
+    if written:
+        return f"library build {how} after its index was written"
+    if not tally.total:
+        return f"library build {how} before any audio was analysed; the index is unchanged"
+    done = tally.analysed + tally.cached
+    return (f"library build {how}: {done} of {tally.total} files analysed and kept for the next run; "
+            "the index is unchanged")
 
 
 def resolve_library_path(config: Config, name: str | None = None) -> Path | None:
@@ -335,8 +383,19 @@ def resolve_library_path(config: Config, name: str | None = None) -> Path | None
     return built[0] if built else None
 
 
+def _rebuild_hint(name: str) -> str:
+    source = "demo" if name == "demo" else "SOURCE"
+    return f"`moodsic-live library build {source} --name {name}`"
+
+
 def open_library(config: Config, name: str | None = None, say: Say = print) -> Library:
-    """Load the library to play from; with none built yet, build the demo library first."""
+    """Load the library to play from; with none built yet, build the demo library first.
+
+    A damaged index (unreadable, inconsistent, another version) that was picked as the newest
+    one is passed over for the newest healthy library, saying so in one line; one named by the
+    user (``name`` or ``library.name``) is refused, with the names of the libraries there are."""
+    from moodsic_live.library.store import list_libraries
+
     path = resolve_library_path(config, name)
     if path is None:
         say("no music library yet: building the demo library (first start only)")
@@ -344,4 +403,23 @@ def open_library(config: Config, name: str | None = None, say: Say = print) -> L
         for line in report.lines():
             say(line)
         return library
-    return read_library(path)
+    try:
+        return read_library(path)
+    except LibraryDamaged as exc:
+        damaged = path.stem
+        others = [p for p in list_libraries(config.library.dir) if p != path]
+        if name or config.library.name:
+            if not others:
+                raise
+            names = ", ".join(repr(p.stem) for p in others)
+            raise LibraryDamaged(f"library {damaged!r} is damaged ({exc.reason}); rebuild it with "
+                                 f"{_rebuild_hint(damaged)} or choose another library: {names}", exc.reason) from None
+        for other in others:
+            try:
+                library = read_library(other)
+            except InputError:
+                continue
+            say(f"library {damaged!r} is damaged ({exc.reason}); using library {library.name!r} instead — "
+                f"rebuild {damaged!r} with {_rebuild_hint(damaged)}")
+            return library
+        raise

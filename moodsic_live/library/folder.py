@@ -6,6 +6,9 @@ anything else is counted and reported (cover art, playlists, text), never fatal.
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +26,7 @@ class FolderScan:
     root: Path
     audio: list[Path] = field(default_factory=list)
     other: list[Path] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # "PATH: why" for entries that cannot be read
 
 
 def scan_folder(root: Path) -> FolderScan:
@@ -34,10 +38,55 @@ def scan_folder(root: Path) -> FolderScan:
         raise InputError(f"{root}: not a folder; give the folder that holds your music (or `demo`)")
     scan = FolderScan(root=root)
     for p in sorted(root.rglob("*")):
-        if not p.is_file() or p.name.startswith("._") or p.name.lower() in _QUIET:
+        if p.name.startswith("._") or p.name.lower() in _QUIET:
+            continue
+        if not p.is_file():
+            why = _not_a_file(p)
+            if why:
+                scan.unreadable.append(f"{p}: {why}")
             continue
         (scan.audio if p.suffix.lower() in AUDIO_EXTENSIONS else scan.other).append(p)
     return scan
+
+
+def _not_a_file(p: Path) -> str:
+    """Why an entry that is not a regular file cannot be part of the library ("" when that is
+    expected: a readable folder, or a non-audio name)."""
+    try:
+        st = p.stat()
+    except OSError as exc:
+        if p.suffix.lower() not in AUDIO_EXTENSIONS and not p.is_symlink():
+            return ""
+        return os_error_reason(p, exc)
+    if stat.S_ISDIR(st.st_mode):
+        try:
+            with os.scandir(p):
+                return ""
+        except OSError as exc:
+            return f"folder {os_error_reason(p, exc)}; its files are not in the library"
+    if p.suffix.lower() not in AUDIO_EXTENSIONS:
+        return ""
+    kind = ("a named pipe" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
+            else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "a special file")
+    return f"{kind}, not a regular file"
+
+
+def os_error_reason(path: Path, exc: OSError) -> str:
+    """What an OS error on a library file means, and what to do, in a few words."""
+    code = exc.errno
+    if code in (errno.EACCES, errno.EPERM):
+        return "not readable: permission denied (make it readable, e.g. `chmod a+r`)"
+    if code == errno.ENOENT:
+        if Path(path).is_symlink():
+            return "a broken symbolic link (its target does not exist)"
+        return "no longer there (removed or renamed during the build)"
+    if code == errno.ELOOP:
+        return "a symbolic link loop (the link points back at itself)"
+    if code == errno.EISDIR:
+        return "a folder, not an audio file"
+    if code == errno.EIO:
+        return "input/output error while reading it (a failing disk, card or network share?)"
+    return f"not readable: {exc.strerror or exc.__class__.__name__}"
 
 
 def read_tags(path: Path) -> SongInfo:

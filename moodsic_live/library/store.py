@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,15 @@ CREATE TABLE segments (column TEXT PRIMARY KEY, dtype TEXT, data BLOB);
 """
 
 
+class LibraryDamaged(InputError):
+    """The index exists but cannot be used (unreadable, inconsistent, another version); ``reason``
+    says why in a few words."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
 @dataclass
 class Library:
     """A loaded library: its tracks (index = position), segments, and build metadata."""
@@ -58,6 +68,59 @@ class Library:
 
 def _blob(a: np.ndarray, dtype: str = "<f4") -> bytes:
     return np.ascontiguousarray(a, dtype=dtype).tobytes()
+
+
+# A temporary file older than this is left over from a killed build whatever its PID says (PIDs are
+# reused): writing one cache entry or one library index takes seconds.
+STALE_TMP_SECONDS = 3600.0
+
+
+def _stale(path: Path, now: float) -> bool:
+    """A ``*.tmp-PID*`` file whose writer is gone (or that is older than :data:`STALE_TMP_SECONDS`)."""
+    try:
+        pid = int(path.name.rsplit(".tmp-", 1)[1].split(".", 1)[0])
+    except (IndexError, ValueError):
+        return False
+    try:
+        if now - path.stat().st_mtime > STALE_TMP_SECONDS:
+            return True
+    except OSError:
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, someone else's
+        return False
+    return False
+
+
+def remove_stale_temporaries(folder: Path, pattern: str, recursive: bool = True) -> int:
+    """Delete the temporary files (``pattern``, in ``folder`` and, if ``recursive``, below it) that
+    killed writers left behind: their PID is not alive, or they are older than
+    :data:`STALE_TMP_SECONDS`. Returns how many. Never fails a build."""
+    folder, now, removed = Path(folder), time.time(), 0
+    if not folder.is_dir():
+        return 0
+    try:
+        candidates = list(folder.rglob(pattern) if recursive else folder.glob(pattern))
+    except OSError:
+        return 0
+    for p in candidates:
+        if _stale(p, now):
+            try:
+                p.unlink()
+                removed += 1
+            except OSError:
+                pass
+    return removed
+
+
+def clean_library_temporaries(libraries_dir: Path) -> int:
+    """Index files half-written by a killed build (``<name>.sqlite.tmp-PID``)."""
+    return remove_stale_temporaries(libraries_dir, "*.sqlite.tmp-*", recursive=False)
 
 
 def write_library(path: Path, library: Library) -> None:
@@ -104,7 +167,8 @@ def read_library(path: Path) -> Library:
         try:
             meta = {k: json.loads(v) for k, v in con.execute("SELECT key, value FROM meta")}
             if meta.get("schema") not in READABLE_SCHEMAS:
-                raise InputError(f"library index {path} is from another version of Moodsic Live; {fix}")
+                raise LibraryDamaged(f"library index {path} is from another version of Moodsic Live; {fix}",
+                                     "from another version of Moodsic Live")
             tracks = []
             for row in con.execute("SELECT * FROM tracks ORDER BY idx"):
                 (_, tid, title, artist, genre, p, duration, sr, source, s_source, size, mtime_ns, sha1,
@@ -124,9 +188,10 @@ def read_library(path: Path) -> Library:
     except InputError:
         raise
     except (sqlite3.Error, KeyError, ValueError, TypeError) as exc:
-        raise InputError(f"library index {path} is unreadable ({exc.__class__.__name__}); {fix}") from None
+        raise LibraryDamaged(f"library index {path} is unreadable ({exc.__class__.__name__}); {fix}",
+                             f"unreadable: {exc.__class__.__name__}") from None
     if len(segments) and int(segments.track.max()) >= len(tracks):
-        raise InputError(f"library index {path} is inconsistent; {fix}")
+        raise LibraryDamaged(f"library index {path} is inconsistent; {fix}", "inconsistent")
     return Library(name=meta.get("name", name), tracks=tracks, segments=segments, meta=meta, path=path)
 
 
@@ -141,4 +206,10 @@ def list_libraries(libraries_dir: Path) -> list[Path]:
     d = Path(libraries_dir)
     if not d.is_dir():
         return []
-    return sorted(d.glob("*.sqlite"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    def mtime(p: Path) -> int:
+        try:
+            return p.stat().st_mtime_ns
+        except OSError:  # removed meanwhile
+            return -1
+
+    return sorted(d.glob("*.sqlite"), key=mtime, reverse=True)
