@@ -31,7 +31,8 @@ def add_music_commands(sub, common: Callable[[argparse.ArgumentParser], None]) -
     common(b)
     b.add_argument("source", metavar="SOURCE")
     b.add_argument("--name", help="library name (default: demo, deam or music, by source)")
-    b.add_argument("--workers", type=int, help="analysis processes (default: one per core)")
+    b.add_argument("--workers", type=int,
+                   help="analysis processes (default: one per core; fewer when free memory is short, 800 MB each)")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.add_argument("--json", action="store_true", help="print the build report as JSON")
     _music_model_flag(b)

@@ -432,6 +432,10 @@ def analyse_files(jobs: Iterable[tuple[Path, str]], cache_dir: Path, workers: in
                             p = futures[fut]  # a worker died (killed, out of memory, crashed)
                             finished(Analysed(p, "", None, error=f"{p}: not analysed: an analysis process died "
                                                                  "(out of memory? try --workers 1)"))
+                        except Exception as exc:  # a bug on one file must not stop the build
+                            p = futures[fut]
+                            finished(Analysed(p, "", None, error=f"{p}: analysis failed ({exc.__class__.__name__}: "
+                                                                 f"{str(exc).splitlines()[0][:120] if str(exc) else ''})"))
                     check_cancel()
             except BaseException:
                 _stop_pool(pool)
