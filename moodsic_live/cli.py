@@ -187,8 +187,13 @@ def _config(args: argparse.Namespace):
     return load_config(getattr(args, "config", None), overrides)
 
 
+_said_at = -1.0   # time.monotonic() of the last line said
+
+
 def _say(text: str) -> None:
+    global _said_at
     print(f"moodsic-live: {text}", file=sys.stderr, flush=True)
+    _said_at = time.monotonic()
 
 
 def _perceiver(config):
@@ -255,10 +260,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         output = paced_file_output(Path(args.output), config.play)
     engine = LiveEngine(config, library, spec, output, say=_say)
-    engine.start()
+    # Ctrl+C, SIGTERM and SIGHUP (systemd, a closed terminal) all end the loop below the same way: the
+    # engine's clean stop (fade-out within a second), the summary, a line saying which signal, exit 0.
+    try:
+        engine.start()
+    except KeyboardInterrupt as exc:      # stopped while the models loaded: nothing played yet
+        shutdown.hold()
+        engine.stop()
+        _say(shutdown.line(exc, "before the music started"))
+        return 0
+    except BaseException:
+        engine.stop()
+        raise
     _say(f"source: {spec.label}; music: library {library.name!r} ({len(library.tracks)} tracks) -> "
          f"{output.description}")
     started = time.monotonic()
+    stopped_by = ""
     try:
         while engine.running:
             time.sleep(1.0 - (time.monotonic() - started) % 1.0)
@@ -267,9 +284,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print(json.dumps({"status": _status_json(status)}) if args.json else status.line(), flush=True)
             if args.duration and time.monotonic() - started >= args.duration:
                 break
-    except KeyboardInterrupt:
-        pass
+    except KeyboardInterrupt as exc:
+        stopped_by = shutdown.name(exc)
     finally:
+        shutdown.hold()                   # a second signal now is said, and the stop still finishes
         clean = engine.stop()
     metrics = engine.metrics.to_dict()
     metrics["dropped_frames"] = engine.worker.stats.dropped_frames
@@ -282,6 +300,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         _say("a thread did not stop within a second")
     for err in engine.errors:
         _say(f"error during the run: {err}")
+    if stopped_by:
+        _say(shutdown.line(stopped_by, "the music faded out" if clean else ""))
     return 0
 
 
@@ -344,7 +364,11 @@ def _render_and_mux(args: argparse.Namespace, plan, config) -> None:
     from moodsic_live.engine.render import mux, render_soundtrack
 
     if args.render is not None:
-        report = render_soundtrack(plan, args.render, config.play, say=_say)
+        try:
+            report = render_soundtrack(plan, args.render, config.play, say=_say)
+        except KeyboardInterrupt:        # stopped: no half-rendered soundtrack stays behind
+            Path(args.render).unlink(missing_ok=True)
+            raise
         _say(f"soundtrack: {args.render} ({report.frames / report.sample_rate:.2f} s at {report.sample_rate} Hz, "
              f"rendered {report.speed:.0f}x real time)")
     if args.mux is not None:
@@ -497,13 +521,32 @@ def _with_default_command(argv: list[str], value_options: set[str]) -> list[str]
 
 
 def main(argv: list[str] | None = None) -> int:
+    previous = shutdown.install()  # SIGTERM/SIGHUP: the same clean stop as Ctrl+C, from here on
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt as exc:   # stopped before a command began (while the arguments were read)
+        return _stopped(shutdown.name(exc), "")
+    except Exception:
+        if shutdown.stopped_by() is None:
+            raise
+        return _stopped(shutdown.stopped_by(), "")
+    finally:
+        if argv is not None:       # called in-process (tests, scripts): the caller gets its handlers back
+            shutdown.restore(previous)
+        else:                      # the program is ending: a signal now is said, not a traceback
+            shutdown.hold()
+
+
+# Commands whose normal end is a stop signal: Ctrl+C ends them with 0, like SIGTERM.
+LIVE = ("run", "demo", "gui", None)
+
+
+def _main(argv: list[str]) -> int:
     parser = build_parser()
-    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(_with_default_command(argv, _value_options(parser)))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="moodsic-live: %(message)s")
     command = args.command
-    shutdown.install()  # SIGTERM/SIGHUP: the same clean stop as Ctrl+C
     try:
         if command == "perceive":
             return cmd_perceive(args)
@@ -539,13 +582,27 @@ def main(argv: list[str] | None = None) -> int:
                        "match": cli_music.cmd_match}[command]
             return handler(args, _config(args), _say)
         raise AssertionError(f"unknown command {command}")
-    except MoodsicError as exc:
-        _say(f"error: {exc}")
-        return 2
-    except KeyboardInterrupt as exc:
-        return 0 if shutdown.requested(exc) else 130
+    except KeyboardInterrupt as exc:   # Ctrl+C, SIGTERM, SIGHUP: one line, no traceback
+        return _stopped(shutdown.name(exc), command)
     except BrokenPipeError:
         # The reader went away (e.g. `| head`): stop quietly, as Unix tools do.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except Exception as exc:
+        if shutdown.stopped_by() is not None:  # a stop signal that surfaced as another error (inside an import)
+            return _stopped(shutdown.stopped_by(), command)
+        if isinstance(exc, MoodsicError):
+            _say(f"error: {exc}")
+            return 2
+        raise
+
+
+def _stopped(who: str, command: str | None) -> int:
+    """A command ended by a signal: one line (unless it said its own, as library build does); exit 0 for
+    a requested stop (SIGTERM, SIGHUP) and for Ctrl+C in the live loop and the window, else 130."""
+    shutdown.hold()
+    at = shutdown.stopped_at()
+    if at is None or at > _said_at:
+        _say(shutdown.line(who))
+    return 0 if who != "Ctrl+C" or command in LIVE else 130

@@ -18,6 +18,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from moodsic_live import shutdown
 from moodsic_live.errors import MoodsicError
 
 Say = Callable[[str], None]
@@ -154,8 +155,12 @@ def cmd_train(args: argparse.Namespace, config, say: Say) -> int:
         report = train_scene(args.findingemo, args.backbone, out, config.paths.cache_dir, cfg,
                              annotations=args.annotations, provider=args.provider or config.perceive.provider,
                              restart=args.restart, say=say)
-    except KeyboardInterrupt:
-        say("interrupted: every finished epoch and embedding shard is saved; run the same command to resume")
+    except KeyboardInterrupt as exc:      # Ctrl+C: 130; SIGTERM/SIGHUP (a requested stop): 0, the same line
+        kept = "every finished epoch and embedding shard is saved; run the same command to resume"
+        if shutdown.requested(exc):
+            say(shutdown.line(exc, kept))
+            return 0
+        say(f"interrupted: {kept}")
         return 130
     if args.json:
         print(json.dumps(report), flush=True)
@@ -175,7 +180,11 @@ def cmd_export_backbone(args: argparse.Namespace, say: Say) -> int:
 
     try:
         export_backbone(args.kind, args.source, args.out, size=args.size, say=say)
-    except KeyboardInterrupt:
-        say(f"interrupted: {args.out} was not written (the export writes it only when complete)")
+    except KeyboardInterrupt as exc:
+        kept = f"{args.out} was not written (the export writes it only when complete)"
+        if shutdown.requested(exc):
+            say(shutdown.line(exc, kept))
+            return 0
+        say(f"interrupted: {kept}")
         return 130
     return 0

@@ -60,6 +60,7 @@ START_WAIT_S = 3.0
 NEUTRAL = VA(0.0, 0.0, 1.0 / 3.0, 1.0 / 3.0)
 RATE_WINDOW_S = 2.0        # frame rates are measured over the last this many seconds
 RECENT = 100               # detection rate and gating share: over the last this many estimates
+STOP_FADE_SHARE = 0.6     # of stop()'s time: the fade-out (at most play.fade_out_s); the rest: threads, margins
 COMMANDS = 64              # bounded control queue (a person cannot click faster than the conductor drains)
 
 
@@ -219,13 +220,26 @@ class LiveEngine:
         self._thread.start()
 
     def stop(self, timeout: float = 1.0) -> bool:
-        """Stop every thread: capture, perceive, conductor, then fade the music out and close it."""
+        """Stop every thread within about ``timeout``: the conductor, then the music fades out
+        (``play.fade_out_s``, at most 0.6 × ``timeout``) while capture and perceive stop, then the
+        output closes. The conductor applies the controls still queued (a like just before the stop is recorded)
+        before it ends; every listening event is committed when it is added. Safe on an engine
+        that never started or stopped half way through :meth:`start` (a stop signal during the
+        model load)."""
         deadline = time.monotonic() + timeout
         self._stop.set()
-        ok = self.capture.stop(max(0.05, 0.3 * timeout))
-        ok &= self.worker.stop(max(0.05, 0.3 * timeout))
-        self._thread.join(max(0.05, deadline - time.monotonic() - 0.3 * timeout))
-        ok &= not self._thread.is_alive()
+        ok = True
+        if self._thread.ident is not None:  # the conductor was started: it wakes within TICK_S / 2
+            self._thread.join(max(0.05, 0.3 * timeout))
+            ok &= not self._thread.is_alive()
+        if self.player is not None and ok:  # this thread alone controls the player now: the fade-out
+            # starts at once and runs while capture and perceive stop (the player's close waits for it)
+            self.player.mixer.stop(min(self.config.play.fade_out_s, STOP_FADE_SHARE * timeout))
+        ok &= self.capture.stop(max(0.05, 0.25 * timeout))
+        try:
+            ok &= self.worker.stop(max(0.05, 0.25 * timeout))
+        except RuntimeError:               # its thread was never started (stopped during start)
+            pass
         if self.player is not None:
             ok &= self.player.close(max(0.1, deadline - time.monotonic()))
         if self._switch_interval is not None:
@@ -355,6 +369,8 @@ class LiveEngine:
         if d is None:
             return
         self._record("replayed")
+        if self._stop.is_set():
+            return
         track = self.library.tracks[d.track_index]
         self.player.cue(track.path, track.id, d.position, fade_s=self.config.play.crossfade_s)
         self._decision = d
@@ -444,6 +460,8 @@ class LiveEngine:
                 self.say(str(exc))
 
     def _cue(self, d: MatchDecision, ended: bool = False) -> None:
+        if self._stop.is_set():            # stopping: no new song (nor a play in the history that is never heard)
+            return
         if ended:
             self._record("completed")      # the previous song played to its end
         track = self.library.tracks[d.track_index]
@@ -512,6 +530,7 @@ class LiveEngine:
                     self._decision = d
             self._publish(now, last, faces)
             self._watch_capture()
+        self._run_commands()               # stopping: the listener's last actions still reach the history
         if self.worker.error is not None:
             self.errors.append(str(self.worker.error))
 

@@ -4,13 +4,24 @@ Checks for a display first: without one it says how to run instead of letting Qt
 from the command line (``--source``, ``--library``) over the remembered settings (a QSettings INI
 file beside the TOML config) over the defaults (the demo source, the newest library or the demo).
 ``--screenshot FILE --quit-after S`` renders the real window after S seconds and exits 0.
+
+Ctrl+C, SIGTERM (systemd stopping a kiosk) and SIGHUP close the window the way the user closing it
+does: the engine stops (the music fades out within a second), the settings and the listening history
+are saved, exit code 0. Qt's event loop runs no Python while it waits, so Python's signal handlers
+would wait for the next timer; :class:`SignalCloser` wakes the loop through ``signal.set_wakeup_fd``
+and a :class:`QSocketNotifier` on a socket pair, and its handler only asks for the close (a handler
+that raised inside a Qt slot would print a traceback and change nothing).
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import sys
 from pathlib import Path
+
+from moodsic_live import shutdown
 
 from moodsic_live.errors import MoodsicError
 
@@ -59,6 +70,65 @@ def _qt_message(kind, context, text: str) -> None:
         print(f"moodsic-live: qt: {text}", file=sys.stderr, flush=True)
 
 
+class SignalCloser:
+    """From :meth:`install` until :meth:`uninstall`: Ctrl+C, SIGTERM and SIGHUP call ``close`` once,
+    from the event loop (never inside the signal handler); a repeated signal while closing is said
+    once and changes nothing. ``signame`` says which signal asked ("" when none did)."""
+
+    def __init__(self, close) -> None:
+        self.signame = ""
+        self._close = close
+        self._said_again = False
+        self._previous: dict = {}
+        self._wakeup_fd = -1
+        self._sockets: tuple[socket.socket, socket.socket] | None = None
+        self._notifier = None
+
+    def install(self) -> SignalCloser:
+        from PySide6.QtCore import QSocketNotifier
+
+        reader, writer = socket.socketpair()
+        reader.setblocking(False)
+        writer.setblocking(False)
+        self._sockets = (reader, writer)
+        self._wakeup_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        self._notifier = QSocketNotifier(reader.fileno(), QSocketNotifier.Type.Read)
+        self._notifier.activated.connect(self._drain)   # Python runs: the handler below runs first
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in shutdown.wanted(shutdown.ALL_SIGNALS)}
+        return self
+
+    def _handle(self, signum: int, _frame) -> None:
+        if self.signame:
+            if not self._said_again:
+                self._said_again = True
+                os.write(2, f"moodsic-live: {shutdown.signame(signum)} again: already closing (the music "
+                            f"fades out within a second)\n".encode())
+            return
+        self.signame = shutdown.signame(signum)
+        from PySide6.QtCore import QTimer
+
+        QTimer.singleShot(0, self._close)
+
+    def _drain(self, *_args) -> None:
+        try:
+            while self._sockets is not None and self._sockets[0].recv(64):
+                pass
+        except OSError:                  # BlockingIOError: drained
+            pass
+
+    def uninstall(self) -> None:
+        """Give the signals back (to the CLI's handlers) and close the socket pair."""
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        self._previous = {}
+        if self._sockets is not None:
+            signal.set_wakeup_fd(self._wakeup_fd)
+            self._notifier.setEnabled(False)
+            for sock in self._sockets:
+                sock.close()
+            self._sockets = None
+
+
 def run_gui(args, config) -> int:
     if not has_display():
         raise MoodsicError(NO_DISPLAY)
@@ -104,10 +174,25 @@ def run_gui(args, config) -> int:
         window.resize(1400, 860)
     if not args.kiosk:
         window.show()
-    window.start()
-    if args.screenshot or args.quit_after:
-        window.quit_later(args.quit_after or 20.0, str(args.screenshot) if args.screenshot else None)
-    code = app.exec()
+
+    def close_on_signal() -> None:       # the user's close: engine stopped, fade-out, settings saved
+        window.close()
+        app.quit()                       # also when the window was never shown or a dialog is open
+
+    closer = SignalCloser(close_on_signal).install()
+    try:
+        window.start()
+        if args.screenshot or args.quit_after:
+            window.quit_later(args.quit_after or 20.0, str(args.screenshot) if args.screenshot else None)
+        code = app.exec()
+    finally:
+        closer.uninstall()
+        if closer.signame:
+            shutdown.hold()              # stopping: a signal from now on is said, not a traceback
+    if closer.signame:
+        print(f"moodsic-live: {shutdown.line(closer.signame, 'the window closed as if by the user')}",
+              file=sys.stderr, flush=True)
+        return 0
     if args.screenshot and not Path(args.screenshot).is_file():
         raise MoodsicError(f"the screenshot {args.screenshot} could not be written; choose a writable path")
     return code
