@@ -429,3 +429,29 @@ def test_damaged_newest_library_falls_back_to_a_healthy_one_unless_named(lib_con
     (Path(lib_config.library.dir) / "good.sqlite").write_bytes(b"")  # the only one, damaged: a clear refusal
     with pytest.raises(InputError, match="good.sqlite is unreadable"):
         open_library(lib_config, None, say=said.append)
+
+
+def test_closing_the_window_during_a_library_build_stops_its_workers(songs, lib_config, models_dir, tmp_path):
+    """The window builds a library on its engine-host thread: closing it (EngineHost.close) cancels
+    the build, whose workers are gone within 2 s, and no engine starts afterwards."""
+    from moodsic_live.gui.host import EngineHost, Launch
+
+    lib_config.paths.cache_dir = tmp_path / "host-cache"
+    lib_config.library.music_model = "features"
+    lib_config.paths.models_dir = models_dir
+    host = EngineHost(lib_config)
+    host.start(Launch(source="demo", build_from=str(songs), build_name="closing", output="none"))
+    me = os.getpid()
+    assert _wait_for(lambda: len([k for k in _children(me) if _is_worker(k)]) >= 2, 90), host.events()
+    family = [k for k in _children(me) if _is_worker(k)]
+    time.sleep(0.5)  # analysing
+    t0 = time.monotonic()
+    assert host.close()
+    host._thread.join(5)
+    took = time.monotonic() - t0
+    print(f"window closed during a build: host thread ended in {took:.2f} s")
+    assert not host._thread.is_alive() and took <= 2.0, f"the build went on for {took:.1f} s after close"
+    assert _wait_for(lambda: not any(_alive(k) for k in family), 2.0), "a worker outlived the closed window"
+    assert host.engine is None
+    assert not (Path(lib_config.library.dir) / "closing.sqlite").exists()
+    assert not [e for e in host.events() if e.kind in ("started", "failed")]

@@ -74,6 +74,7 @@ class EngineHost:
         self._generation = 0
         self._thread: threading.Thread | None = None
         self._factory = engine_factory
+        self._cancel = threading.Event()           # set: the start under way stops its library build
 
     # -- GUI thread -----------------------------------------------------------------------------
 
@@ -83,7 +84,10 @@ class EngineHost:
             self._generation += 1
             generation = self._generation
             self.launch = launch
-        thread = threading.Thread(target=self._start, args=(launch, generation), name="engine-host", daemon=True)
+            self._cancel.set()                     # a build for the start this one replaces stops now
+            self._cancel = cancel = threading.Event()
+        thread = threading.Thread(target=self._start, args=(launch, generation, cancel), name="engine-host",
+                                  daemon=True)
         self._thread = thread
         thread.start()
 
@@ -97,6 +101,7 @@ class EngineHost:
         """Stop the engine now (the window is closing); a start under way is abandoned."""
         with self._lock:
             self._generation += 1
+            self._cancel.set()                     # a library build under way stops its workers
             engine, self.engine = self.engine, None
         return engine.stop(timeout) if engine is not None else True
 
@@ -117,9 +122,9 @@ class EngineHost:
         if old is not None:
             old.stop(ENGINE_STOP_S)
 
-    def _start(self, launch: Launch, generation: int) -> None:
+    def _start(self, launch: Launch, generation: int, cancel: threading.Event | None = None) -> None:
         try:
-            engine = self._make(launch, generation)
+            engine = self._make(launch, generation, cancel)
         except MoodsicError as exc:
             if self._current(generation):
                 self._events.append(Event("failed", str(exc)))
@@ -137,7 +142,7 @@ class EngineHost:
             return
         self._events.append(Event("started", engine.source.label))
 
-    def _make(self, launch: Launch, generation: int):
+    def _make(self, launch: Launch, generation: int, cancel: threading.Event | None = None):
         from moodsic_live.capture.source import CaptureThread, parse_source
         from moodsic_live.config import set_value
         from moodsic_live.engine.live import LiveEngine
@@ -159,13 +164,13 @@ class EngineHost:
         if launch.build_from:
             self._progress(f"analysing the music in {launch.build_from} …")
             library, report = build_library(launch.build_from, config, launch.build_name or None,
-                                            say=self._progress, progress=False)
+                                            say=self._progress, progress=False, cancel=cancel)
             for line in report.lines():
                 self._progress(line)
             self._events.append(Event("library", library.name))
         elif launch.library == "demo" and not library_path(config.library.dir, "demo").exists():
             self._progress("building the demo library (generated music; first use only, about two minutes)")
-            library, _ = build_library("demo", config, "demo", say=self._progress, progress=False)
+            library, _ = build_library("demo", config, "demo", say=self._progress, progress=False, cancel=cancel)
             self._events.append(Event("library", library.name))
         else:
             library = open_library(config, launch.library or None, say=self._progress)
