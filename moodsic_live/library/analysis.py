@@ -29,9 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from moodsic_live.errors import InputError, ModelError, MoodsicError
-from moodsic_live.library.features import FEATURE_VERSION, AudioFeatures, decode_audio, extract_features, n_steps_of
+from moodsic_live.library.features import FEATURE_VERSION, AudioFeatures, FeatureStream, n_steps_of, stream_audio
+from moodsic_live.library.features import SAMPLE_RATE as FEATURE_RATE
 from moodsic_live.library.store import remove_stale_temporaries
-from moodsic_live.library.tagger import TAGGER_VERSION, MusicTagger, TagSeries, read_manifests, resample_for_tagger
+from moodsic_live.library.tagger import SAMPLE_RATE as TAGGER_RATE
+from moodsic_live.library.tagger import TAGGER_VERSION, MusicTagger, TagSeries, read_manifests
 
 
 def sha1_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -300,10 +302,35 @@ def analyse_one(path: Path, sha1: str, cache_dir: Path, tagging: Tagging | None 
         tags = load_tags(tags_cache_file(cache_dir, sha1, tagging.fingerprint)) if tagging else None
         if tagging is None or tags is not None:
             return Analysed(path, sha1, features, cached=True, tags=tags)
+    # One streamed decode feeds both (memory bounded whatever the length: see FeatureStream, TagStream).
+    feature_stream = FeatureStream() if features is None else None
+    tag_stream, tag_error = None, ""
+    if tagging is not None:
+        try:
+            tag_stream = _tagger(str(tagging.models_dir)).stream()
+        except ModelError as exc:
+            tag_error = str(exc)
+        except Exception as exc:  # keep the features: the track falls back to them
+            tag_error = _tagger_failed(path, exc)
+    sinks = []
+    if feature_stream is not None:
+        sinks.append((FEATURE_RATE, "MQ", feature_stream.push))
+    failed: list[str] = []
+
+    def tag_sink(y: np.ndarray, last: bool) -> None:
+        if failed:
+            return
+        try:
+            tag_stream.push(y, last)
+        except Exception as exc:  # the features go on; the tags are given up
+            failed.append(_tagger_failed(path, exc))
+
+    if tag_stream is not None:
+        sinks.append((TAGGER_RATE, "HQ", tag_sink))
     try:
-        decoded = decode_audio(path)
-        if features is None:
-            features = extract_features(path, decoded)
+        info = stream_audio(path, sinks)
+        if feature_stream is not None:
+            features = feature_stream.result(path, info)
             save_features(cache_file(cache_dir, sha1), features)
     except InputError as exc:
         return Analysed(path, sha1, None, error=str(exc))
@@ -311,18 +338,21 @@ def analyse_one(path: Path, sha1: str, cache_dir: Path, tagging: Tagging | None 
         return Analysed(path, sha1, None, error=f"{path}: analysis failed ({exc.__class__.__name__}: {exc})")
     if tagging is None:
         return Analysed(path, sha1, features)
+    if tag_stream is None or failed:
+        return Analysed(path, sha1, features, tag_error=tag_error or failed[0])
     try:
-        tags = _tagger(str(tagging.models_dir)).tag(resample_for_tagger(decoded), n_steps_of(decoded.duration))
-    except ModelError as exc:
-        return Analysed(path, sha1, features, tag_error=str(exc))
+        tags = tag_stream.result(n_steps_of(info.duration))
     except Exception as exc:  # keep the features: the track falls back to them
-        return Analysed(path, sha1, features, tag_error=f"{path}: music tagger failed ({exc.__class__.__name__}: "
-                                                        f"{str(exc).splitlines()[0][:120]})")
+        return Analysed(path, sha1, features, tag_error=_tagger_failed(path, exc))
     # cached as float16 (tags of a 10 000-song library stay around a gigabyte); rounded the same
     # way here, so a fresh analysis and a cached one give the same series
     tags = TagSeries({name: p.astype(np.float16).astype(np.float32) for name, p in tags.probs.items()})
     save_tags(tags_cache_file(cache_dir, sha1, tagging.fingerprint), tags)
     return Analysed(path, sha1, features, tags=tags)
+
+
+def _tagger_failed(path: Path, exc: Exception) -> str:
+    return f"{path}: music tagger failed ({exc.__class__.__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})"
 
 
 def _analyse_job(path: str, sha1: str, cache_dir: str, tagging: Tagging | None) -> Analysed:
