@@ -114,27 +114,6 @@ def describe(series: TagSeries, meanings: dict[str, TagMeaning], n: int = 3) -> 
     return top_tags(tag_sets(series, meanings), n)
 
 
-_ARENA: list[bool] = []
-
-
-def _shared_arena(ort) -> bool:
-    """One CPU memory arena for both taggers' sessions (registered once per process with
-    onnxruntime's environment). With an arena each, a process keeps the peak of both models'
-    convolution maps (~300 MB each for a run of CHUNK_FRAMES); shared, it keeps one: a 45 s song's
-    analysis peaked at 735 MB with two arenas and 510 MB with one, at the same speed and with the
-    same outputs. (Without any arena the peak is 414 MB but tagging is 25 % slower.) The arena
-    grows by what is asked (strategy 1, kSameAsRequested), not by powers of two."""
-    if not _ARENA:
-        try:
-            cfg = ort.OrtArenaCfg(0, 1, -1, -1)  # max_mem (0: no limit), extend strategy, defaults
-            info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
-            ort.create_and_register_allocator(info, cfg)
-            _ARENA.append(True)
-        except Exception:  # noqa: BLE001 - an onnxruntime without it: an arena per session
-            _ARENA.append(False)
-    return _ARENA[0]
-
-
 class MusicTagger:
     """Both musicnn taggers, with their tag names and baselines, on the CPU.
 
@@ -155,8 +134,12 @@ class MusicTagger:
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
             opts.log_severity_level = 3
-            if _shared_arena(ort):
-                opts.add_session_config_entry("session.use_env_allocators", "1")
+            # No memory arena: an arena keeps the peak of the convolution maps of a run of
+            # CHUNK_FRAMES (~300 MB per model) for the life of the worker. Without it a worker
+            # analysing a 15-minute file peaks at 493 MB instead of 819 MB (one shared arena; 1.2 GB
+            # with one each), a 2-hour file stays under 600 MB, for ~18 % more tagging CPU time and
+            # the same outputs (bench/library.py --memory; docs/performance.md).
+            opts.enable_cpu_mem_arena = False
             try:
                 self.sessions[name] = ort.InferenceSession(str(path), sess_options=opts,
                                                            providers=["CPUExecutionProvider"])
