@@ -127,14 +127,14 @@ def _history(cfg: Path) -> list:
 
 
 def fade_out(path: Path) -> dict[str, float]:
-    """The end of a recorded mix: ``level`` (median RMS of 50 ms windows 2..1 s before the end, steady
-    music), ``fade_s`` (from the last window still at >= 70 % of it to the end), ``tail`` (RMS of the
+    """The end of a recorded mix: ``level`` (90th percentile of the RMS of 50 ms windows 2..0.6 s before the
+    end: the music as it was before the fade, whose loud moments the fade must bring down too), ``fade_s`` (from the last window still at >= 70 % of it to the end), ``tail`` (RMS of the
     last 0.2 s / level) and ``last`` (RMS of the last full window / level)."""
     audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
     n = int(WINDOW_S * sr)
     m = len(audio) // n
     rms = np.sqrt((audio[: m * n].reshape(m, n, -1) ** 2).mean(axis=(1, 2)))
-    level = float(np.median(rms[-40:-20]))
+    level = float(np.percentile(rms[-40:-12], 90))
     loud = np.flatnonzero(rms >= 0.7 * level)
     tail = float(np.sqrt((audio[-int(0.2 * sr):] ** 2).mean()))
     return {"duration": len(audio) / sr, "level": level, "fade_s": (m - 1 - int(loud[-1])) * WINDOW_S,

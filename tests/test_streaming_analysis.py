@@ -8,7 +8,6 @@ Real audio (the DEAM sample, and multi-minute files made from it), real ONNX tag
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
 import sys
 from pathlib import Path

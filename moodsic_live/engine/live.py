@@ -229,19 +229,24 @@ class LiveEngine:
         deadline = time.monotonic() + timeout
         self._stop.set()
         ok = True
+        faded = 0.0                        # when the fade-out ends (time.monotonic()); 0: no fade
         if self._thread.ident is not None:  # the conductor was started: it wakes within TICK_S / 2
             self._thread.join(max(0.05, 0.3 * timeout))
             ok &= not self._thread.is_alive()
         if self.player is not None and ok:  # this thread alone controls the player now: the fade-out
             # starts at once and runs while capture and perceive stop (the player's close waits for it)
-            self.player.mixer.stop(min(self.config.play.fade_out_s, STOP_FADE_SHARE * timeout))
+            fade = min(self.config.play.fade_out_s, STOP_FADE_SHARE * timeout)
+            self.player.mixer.stop(fade)
+            faded = time.monotonic() + fade
         ok &= self.capture.stop(max(0.05, 0.25 * timeout))
         try:
             ok &= self.worker.stop(max(0.05, 0.25 * timeout))
         except RuntimeError:               # its thread was never started (stopped during start)
             pass
         if self.player is not None:
-            ok &= self.player.close(max(0.1, deadline - time.monotonic()))
+            # the fade is never cut short by a slow capture or perceive stop: close waits for its end
+            now = time.monotonic()
+            ok &= self.player.close(max(0.1, deadline - now, (faded - now) / 0.8 + 0.1))  # it waits 0.8 of this
         if self._switch_interval is not None:
             sys.setswitchinterval(self._switch_interval)
             self._switch_interval = None
