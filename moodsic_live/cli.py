@@ -266,8 +266,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         engine.start()
     except KeyboardInterrupt as exc:      # stopped while the models loaded: nothing played yet
         shutdown.hold()
-        engine.stop()
+        clean = engine.stop()
         _say(shutdown.line(exc, "before the music started"))
+        if not clean:
+            # a thread still inside a model's native initialisation (MediaPipe, ONNX Runtime) can crash
+            # the interpreter's teardown (SIGSEGV seen under load): nothing was played or saved yet, so
+            # the process ends here, its output flushed
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
         return 0
     except BaseException:
         engine.stop()
