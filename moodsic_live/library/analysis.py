@@ -131,9 +131,9 @@ def _limit_threads() -> None:
 # --- the pool: sized by cores and free memory; workers that die with their parent -----------------
 
 # Peak memory one analysis worker may need, to size the pool by free memory as well as by cores.
-# The streaming analysis keeps a worker under ~600 MB even for a 2-hour file (decode buffers, the
-# feature frames, the music tagger's ONNX session and its arena); 800 MB leaves room for the
-# interpreter, numpy/librosa/numba and allocator fragmentation on top.
+# The streaming analysis keeps a worker under ~600 MB even for a 2-hour file (569 MB measured:
+# decode buffers, the feature frames, both taggers' ONNX sessions without a memory arena;
+# docs/performance.md); 800 MB leaves room for allocator fragmentation and other formats' decoders.
 PER_WORKER_BYTES = 800 * 1024 * 1024
 _WATCHDOG_SECONDS = 1.0
 _PR_SET_PDEATHSIG = 1
