@@ -423,11 +423,11 @@ def memory_section(before: list[dict[str, Any]], after: list[dict[str, Any]], be
         "and both musicnn taggers, one BLAS thread, as a pool worker does. The files are the DEAM sample's songs "
         "one after another, looped (made by `long_audio`). Before, a file was decoded and analysed whole (about "
         "80 MB per minute of audio); now the decode streams (10 s blocks, soxr streams to 22.05 and 16 kHz), "
-        "the features go a 60 s chunk at a time and the taggers a run of windows at a time, both taggers share "
-        "one onnxruntime memory arena, and what grows with the length is 80 numbers per STFT frame "
-        "(about 50 MB per hour). Most of what is left is the taggers' working memory for one run of "
-        "2048 frames (about 450 MB, the same for a 3-minute song); `CHUNK_FRAMES = 1024` would take about "
-        "150 MB off at some tagging speed, with tags that differ by up to 2e-5.", "",
+        "the features go a 60 s chunk at a time and the taggers a run of windows at a time, their sessions "
+        "without an onnxruntime memory arena (an arena keeps the peak of a run's convolution maps, ~300 MB a "
+        "model, for the worker's life: with one shared arena a 2-hour file peaked at 911 MB, 15 minutes at "
+        "819 MB; without, tagging costs about 18 % more CPU time, same outputs), and what grows with the "
+        "length is 80 numbers per STFT frame (about 50 MB per hour).", "",
         *rows, ""])
 
 
